@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian machine. Idempotent: a package
+# that is already installed is not touched, and apt is not called at all when
+# nothing is missing.
+set -euo pipefail
+
+packages=(
+  zookeeper        # real ZooKeeper 3.8 server for the ZooKeeper client and registry tests
+  thrift-compiler  # Apache `thrift` 0.17: generates the Python peer code for conformance tests
+  python3-thrift   # Apache's Python runtime, the reference peer (for /usr/bin/python3)
+  python3-kazoo    # an independent ZooKeeper client used to cross-check ours
+  zlib1g           # libz.so.1 for the THeader zlib transform conformance
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all Debian packages present"
+fi
+
+command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK (dotnet) is required and not on PATH" >&2; exit 1; }
+/usr/bin/python3 -c 'import thrift, kazoo' || { echo "setup: /usr/bin/python3 cannot import thrift and kazoo" >&2; exit 1; }
+command -v thrift >/dev/null || { echo "setup: the thrift compiler is not on PATH" >&2; exit 1; }

@@ -1,0 +1,653 @@
+#!/usr/bin/python3
+"""Reference peer for Trellis' conformance tests.
+
+Drives Apache Thrift's own Python runtime (Debian python3-thrift 0.17) and the
+code that `thrift --gen py` generates from conformance.thrift, so the C# tests
+can compare bytes and calls against the reference implementation.
+
+Run it with /usr/bin/python3 (the interpreter python3-thrift is installed
+for). See README.md in this folder for the modes and the record format.
+"""
+
+import argparse
+import atexit
+import io
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA = os.path.join(HERE, "conformance.thrift")
+
+# Exit codes.
+EXIT_OK = 0
+EXIT_FAILURE = 1     # environment problems (thrift compiler missing, ...)
+EXIT_USAGE = 2
+EXIT_TRUNCATED = 3   # input ended in the middle of a record / message
+EXIT_BAD_INPUT = 4   # serve: a request the runtime could not process
+
+
+def _pin_hash_seed():
+    """Re-exec with PYTHONHASHSEED=0 unless the caller chose a seed.
+
+    str hashing is randomised per process, which would make the iteration
+    order of multi-element set<string> values (sample 2) differ from run to
+    run. Pinning the seed makes every output of this peer reproducible.
+    """
+    if "PYTHONHASHSEED" in os.environ:
+        return
+    env = dict(os.environ)
+    env["PYTHONHASHSEED"] = "0"
+    argv = [sys.executable] + sys.argv
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, argv, env)
+    except OSError:
+        pass  # carry on unpinned rather than fail
+
+
+# ---------------------------------------------------------------------------
+# Command line
+
+class UsageError(Exception):
+    pass
+
+
+class _ArgParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        sys.exit(EXIT_USAGE)
+
+
+MESSAGE_MODES = ("serve", "call", "read-reply")
+
+
+def parse_args(argv):
+    p = _ArgParser(
+        prog="thrift_peer.py",
+        description="Apache Thrift python reference peer for conformance tests.")
+    p.add_argument("mode", choices=("samples", "echo") + MESSAGE_MODES)
+    p.add_argument("--gen-dir", help="directory containing the generated "
+                   "'conformance' package (default: generate into a temp dir)")
+    p.add_argument("--protocol", choices=("binary", "compact"), default="binary")
+    p.add_argument("--accelerated", action="store_true",
+                   help="use TBinaryProtocolAccelerated / TCompactProtocolAccelerated")
+    p.add_argument("--type", dest="type_name",
+                   choices=("Everything", "Inner", "Extended"),
+                   help="echo: struct type of the records")
+    p.add_argument("--framing", choices=("framed", "unframed", "header"))
+    p.add_argument("--multiplexed", metavar="SERVICE")
+    p.add_argument("--zlib", action="store_true",
+                   help="THeader only: zlib transform on what this peer writes")
+    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE",
+                   help="THeader only: info header on what this peer writes "
+                   "(repeatable)")
+    p.add_argument("--method", choices=("echo", "ping", "notify", "nosuch"))
+    p.add_argument("--sample", type=int, default=None)
+    p.add_argument("--seqid", type=int, default=None)
+    args = p.parse_args(argv)
+
+    try:
+        _validate(args)
+    except UsageError as e:
+        p.error(str(e))
+    return args
+
+
+def _validate(args):
+    mode = args.mode
+    message_mode = mode in MESSAGE_MODES
+
+    if mode == "echo" and args.type_name is None:
+        raise UsageError("echo needs --type Everything|Inner|Extended")
+    if mode != "echo" and args.type_name is not None:
+        raise UsageError("--type is only valid for echo")
+
+    if message_mode and args.framing is None:
+        raise UsageError("%s needs --framing framed|unframed|header" % mode)
+    if not message_mode:
+        for name, value in (("--framing", args.framing),
+                            ("--multiplexed", args.multiplexed),
+                            ("--method", args.method)):
+            if value is not None:
+                raise UsageError("%s is only valid for serve/call/read-reply" % name)
+        if args.zlib or args.header:
+            raise UsageError("--zlib/--header are only valid for serve/call/read-reply")
+
+    if (args.zlib or args.header) and args.framing != "header":
+        raise UsageError("--zlib and --header need --framing header")
+
+    headers = []
+    for item in args.header:
+        if "=" not in item:
+            raise UsageError("--header expects KEY=VALUE, got %r" % item)
+        key, value = item.split("=", 1)
+        headers.append((key.encode("utf-8"), value.encode("utf-8")))
+    args.headers = headers
+
+    if mode == "call":
+        if args.method is None:
+            raise UsageError("call needs --method echo|ping|notify|nosuch")
+    elif mode == "read-reply":
+        if args.method not in ("echo", "ping"):
+            raise UsageError("read-reply needs --method echo|ping")
+    elif args.method is not None:
+        raise UsageError("--method is only valid for call/read-reply")
+
+    if mode != "call":
+        if args.sample is not None or args.seqid is not None:
+            raise UsageError("--sample/--seqid are only valid for call")
+    else:
+        if args.sample is not None and args.method != "echo":
+            raise UsageError("--sample is only valid with --method echo")
+        if args.sample is None:
+            args.sample = 0
+        if not 0 <= args.sample < SAMPLE_COUNT:
+            raise UsageError("--sample must be in 0..%d" % (SAMPLE_COUNT - 1))
+        if args.seqid is not None and not -2**31 <= args.seqid < 2**31:
+            raise UsageError("--seqid must fit in a signed 32-bit integer")
+    # read-reply accepts --multiplexed (and --zlib/--header) and ignores them:
+    # replies carry the bare method name and this mode writes nothing.
+
+
+# ---------------------------------------------------------------------------
+# Generated code
+
+def load_generated(gen_dir):
+    if gen_dir is None:
+        gen_dir = tempfile.mkdtemp(prefix="thrift_peer_gen_")
+        atexit.register(shutil.rmtree, gen_dir, True)
+        try:
+            proc = subprocess.run(["thrift", "--gen", "py", "-out", gen_dir, SCHEMA],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as e:
+            sys.stderr.write("cannot run the thrift compiler: %s\n" % e)
+            sys.exit(EXIT_FAILURE)
+        if proc.returncode != 0:
+            sys.stderr.write("thrift --gen py failed:\n")
+            sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
+            sys.exit(EXIT_FAILURE)
+    elif not os.path.isdir(os.path.join(gen_dir, "conformance")):
+        sys.stderr.write("--gen-dir %s has no 'conformance' package\n" % gen_dir)
+        sys.exit(EXIT_USAGE)
+    sys.path.insert(0, os.path.abspath(gen_dir))
+    from conformance import ttypes, Conformance  # noqa: E402
+    return ttypes, Conformance
+
+
+# Filled in by main() once the generated package is importable.
+T = None   # conformance.ttypes
+C = None   # conformance.Conformance
+
+try:
+    from thrift.Thrift import TApplicationException, TException, TMessageType  # noqa: E402
+    from thrift.protocol.TBinaryProtocol import (  # noqa: E402
+        TBinaryProtocol, TBinaryProtocolAccelerated)
+    from thrift.protocol.TCompactProtocol import (  # noqa: E402
+        TCompactProtocol, TCompactProtocolAccelerated)
+    from thrift.protocol.THeaderProtocol import THeaderProtocol  # noqa: E402
+    from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol  # noqa: E402
+    from thrift.TMultiplexedProcessor import TMultiplexedProcessor  # noqa: E402
+    from thrift.transport.TTransport import (  # noqa: E402
+        CReadableTransport, TFramedTransport, TMemoryBuffer, TTransportBase,
+        TTransportException)
+    from thrift.transport.THeaderTransport import (  # noqa: E402
+        THeaderClientType, THeaderSubprotocolID, THeaderTransformID, THeaderTransport)
+except ImportError as _e:  # pragma: no cover - environment problem
+    sys.stderr.write("cannot import the thrift runtime (%s); run this peer with "
+                     "/usr/bin/python3, which has Debian's python3-thrift\n" % _e)
+    sys.exit(EXIT_FAILURE)
+
+ALL_CLIENT_TYPES = (
+    THeaderClientType.HEADERS,
+    THeaderClientType.FRAMED_BINARY,
+    THeaderClientType.UNFRAMED_BINARY,
+    THeaderClientType.FRAMED_COMPACT,
+    THeaderClientType.UNFRAMED_COMPACT,
+)
+
+
+# ---------------------------------------------------------------------------
+# Samples
+
+SAMPLE_COUNT = 4
+
+
+def build_samples():
+    E, I, Color = T.Everything, T.Inner, T.Color
+    s0 = E(
+        b_true=True,
+        b_false=False,
+        i8v=-128,
+        i16v=-32768,
+        i32v=2147483647,
+        i64v=-9223372036854775808,
+        dbl=3.141592653589793,
+        str="h\u00e9llo w\u00f6rld \u2713 \U0001F600",
+        bin=bytes(range(256)),
+        inner=I(id=7, name="seven"),
+        ints=[0, 1, -1, 127, 128, -2147483648, 2147483647],
+        strs={"only"},
+        m={"a": 1, "b": -1, "long": 9223372036854775807},
+        inners=[I(id=1, name="one"), I(id=2, name="two")],
+        nested=[[1, 2], [], [-3]],
+        deep={1: [I(id=1, name="x")], -5: []},
+        color=Color.BLUE,
+        bools=[True, False, True],
+        longs={42},
+        dbls=[0.0, -0.0, 1.5, -2.25e300, float("inf"), float("-inf"), 5e-324],
+        bins=[b"", b"\x00\xff"],
+        small={-1: True, 0: False},
+        far=40,
+        opt_inner=I(id=300, name="far away"),
+    )
+    s1 = E()
+    s2 = E(
+        ints=list(range(-500, 500)),
+        strs={"s%d" % i for i in range(20)},
+        m={"k%03d" % i: i * 1000003 for i in range(50)},
+        bools=[i % 3 == 0 for i in range(30)],
+        str="x" * 70000,
+        bin=bytes(i % 251 for i in range(100000)),
+        longs={i * 2 ** 40 for i in range(20)},
+        nested=[[j for j in range(i)] for i in range(17)],
+        inners=[I(id=i, name="n%d" % i) for i in range(100)],
+    )
+    s3 = E(
+        b_false=False,
+        i32v=-2147483648,
+        far=-1,
+        opt_inner=I(id=0, name=""),
+    )
+    samples = [s0, s1, s2, s3]
+    assert len(samples) == SAMPLE_COUNT
+    return samples
+
+
+# ---------------------------------------------------------------------------
+# Transports and protocols
+
+class StdioTransport(TTransportBase, CReadableTransport):
+    """Duplex transport: reads stdin, writes stdout (or a sink).
+
+    Reads behave like TSocket: running out of input raises
+    TTransportException(END_OF_FILE) instead of returning b"" (THeaderTransport
+    in unframed mode would otherwise spin forever in cstringio_refill). It also
+    implements CReadableTransport so the accelerated protocols can decode
+    straight from it, and can tell whether the input is exhausted at a message
+    boundary.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, infile, outfile):
+        self._in = infile
+        self._out = outfile
+        self._rbuf = io.BytesIO(b"")
+        self._wbuf = io.BytesIO()
+
+    def isOpen(self):
+        return True
+
+    def _fill(self, want):
+        data = self._in.read1(max(want, self.CHUNK))
+        if not data:
+            raise TTransportException(TTransportException.END_OF_FILE,
+                                      "end of input")
+        return data
+
+    def read(self, sz):
+        if sz <= 0:
+            return b""
+        ret = self._rbuf.read(sz)
+        if ret:
+            return ret
+        self._rbuf = io.BytesIO(self._fill(sz))
+        return self._rbuf.read(sz)
+
+    def at_eof(self):
+        """True when no input byte is left (blocks until one arrives or EOF)."""
+        probe = self._rbuf.read(1)
+        if probe:
+            self._rbuf.seek(-1, io.SEEK_CUR)
+            return False
+        return self._in.peek(1) == b""
+
+    def write(self, buf):
+        self._wbuf.write(buf)
+
+    def flush(self):
+        data = self._wbuf.getvalue()
+        self._wbuf = io.BytesIO()
+        if self._out is not None:
+            self._out.write(data)
+            self._out.flush()
+
+    @property
+    def cstringio_buf(self):
+        return self._rbuf
+
+    def cstringio_refill(self, partialread, reqlen):
+        data = bytearray(partialread)
+        while len(data) < reqlen:
+            data += self._fill(reqlen - len(data))
+        self._rbuf = io.BytesIO(bytes(data))
+        return self._rbuf
+
+
+def plain_protocol(args, trans):
+    """A binary/compact protocol per --protocol/--accelerated (no THeader)."""
+    if args.protocol == "binary":
+        cls = TBinaryProtocolAccelerated if args.accelerated else TBinaryProtocol
+        return cls(trans)  # strictWrite=True, strictRead=False (the defaults)
+    cls = TCompactProtocolAccelerated if args.accelerated else TCompactProtocol
+    return cls(trans)
+
+
+def header_subprotocol(args):
+    if args.protocol == "binary":
+        return THeaderSubprotocolID.BINARY
+    return THeaderSubprotocolID.COMPACT
+
+
+def message_stack(args, base, allowed_client_types):
+    """Wrap `base` per --framing; returns (protocol, header_transport|None)."""
+    if args.framing == "unframed":
+        return plain_protocol(args, base), None
+    if args.framing == "framed":
+        return plain_protocol(args, TFramedTransport(base)), None
+    htrans = THeaderTransport(base, allowed_client_types, header_subprotocol(args))
+    if args.zlib:
+        htrans.add_transform(THeaderTransformID.ZLIB)
+    prot = THeaderProtocol(htrans, allowed_client_types, header_subprotocol(args))
+    return prot, htrans
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+def describe(exc):
+    """(class name, message) of an exception."""
+    name = type(exc).__name__
+    if isinstance(exc, TException) and not isinstance(exc, TApplicationException):
+        msg = exc.message
+        if msg is None:
+            msg = ""
+        elif not isinstance(msg, str):
+            msg = str(msg)
+    else:
+        msg = str(exc)
+    return name, msg
+
+
+def serialize(obj, args):
+    buf = TMemoryBuffer()
+    obj.write(plain_protocol(args, buf))
+    return buf.getvalue()
+
+
+def deserialize(cls, data, args):
+    buf = TMemoryBuffer(data)
+    obj = cls()
+    obj.read(plain_protocol(args, buf))
+    consumed = buf._buffer.tell()
+    if consumed != len(data):
+        raise ValueError("trailing bytes: struct ended after %d of %d bytes"
+                         % (consumed, len(data)))
+    return obj
+
+
+def binary_hex(obj):
+    """hex of obj serialized with the pure, strict TBinaryProtocol."""
+    buf = TMemoryBuffer()
+    obj.write(TBinaryProtocol(buf))
+    return buf.getvalue().hex()
+
+
+def write_record(out, status, payload):
+    out.write(struct.pack(">I", len(payload) + 1))
+    out.write(bytes((status,)))
+    out.write(payload)
+
+
+def write_error_record(out, exc):
+    name, msg = describe(exc)
+    write_record(out, 1, ("%s: %s" % (name, msg)).encode("utf-8"))
+
+
+def read_exact(infile, n):
+    chunks = []
+    while n > 0:
+        chunk = infile.read(n)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks), n == 0
+
+
+def truncated():
+    sys.stdout.buffer.flush()
+    sys.stderr.write("truncated\n")
+    sys.stderr.flush()
+    sys.exit(EXIT_TRUNCATED)
+
+
+# ---------------------------------------------------------------------------
+# Modes
+
+def mode_samples(args):
+    out = sys.stdout.buffer
+    for sample in build_samples():
+        write_record(out, 0, serialize(sample, args))
+    out.flush()
+    return EXIT_OK
+
+
+def mode_echo(args):
+    cls = getattr(T, args.type_name)
+    infile, out = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head, complete = read_exact(infile, 4)
+        if not head:
+            break
+        if not complete:
+            truncated()
+        (length,) = struct.unpack(">I", head)
+        if length == 0:
+            write_record(out, 1, b"ValueError: record of length 0 has no status byte")
+            continue
+        body, complete = read_exact(infile, length)
+        if not complete:
+            truncated()
+        status, payload = body[0], body[1:]
+        try:
+            if status != 0:
+                raise ValueError("input record has status %d, expected 0" % status)
+            obj = deserialize(cls, payload, args)
+            data = serialize(obj, args)
+        except Exception as e:  # report every failure as a record
+            write_error_record(out, e)
+        else:
+            write_record(out, 0, data)
+    out.flush()
+    return EXIT_OK
+
+
+class Handler(object):
+    def __init__(self, htrans, extra_headers):
+        self._htrans = htrans
+        self._extra_headers = extra_headers
+
+    def _reply_headers(self):
+        """Reply info headers: request headers, --header ones, peer=python."""
+        if self._htrans is None:
+            return
+        for key, value in list(self._htrans.get_headers().items()):
+            self._htrans.set_header(key, value)
+        for key, value in self._extra_headers:
+            self._htrans.set_header(key, value)
+        self._htrans.set_header(b"peer", b"python")
+
+    def echo(self, value):
+        self._reply_headers()
+        if value is not None and value.i32v == 42:
+            raise T.Oops(code=42, message="forty-two")
+        return value
+
+    def ping(self):
+        self._reply_headers()
+
+    def notify(self, what):
+        sys.stderr.write("notify:%s\n" % (what,))
+        sys.stderr.flush()
+
+
+def mode_serve(args):
+    stdio = StdioTransport(sys.stdin.buffer, sys.stdout.buffer)
+    prot, htrans = message_stack(args, stdio, ALL_CLIENT_TYPES)
+    processor = C.Processor(Handler(htrans, args.headers))
+    if args.multiplexed is not None:
+        mux = TMultiplexedProcessor()
+        mux.registerProcessor(args.multiplexed, processor)
+        processor = mux
+    while not stdio.at_eof():
+        if htrans is not None:
+            htrans.clear_headers()
+        try:
+            processor.process(prot, prot)
+        except EOFError:
+            truncated()
+        except TTransportException as e:
+            if e.type == TTransportException.END_OF_FILE:
+                truncated()
+            return _serve_failure(e)
+        except Exception as e:
+            return _serve_failure(e)
+    sys.stdout.buffer.flush()
+    return EXIT_OK
+
+
+def _serve_failure(exc):
+    sys.stdout.buffer.flush()
+    name, msg = describe(exc)
+    sys.stderr.write("error: %s: %s\n" % (name, msg))
+    sys.stderr.flush()
+    return EXIT_BAD_INPUT
+
+
+def mode_call(args):
+    sink = TMemoryBuffer()
+    prot, htrans = message_stack(args, sink, (THeaderClientType.HEADERS,))
+    if htrans is not None:
+        for key, value in args.headers:
+            htrans.set_header(key, value)
+    if args.multiplexed is not None:
+        prot = TMultiplexedProtocol(prot, args.multiplexed)
+    client = C.Client(prot)
+    if args.seqid is not None:
+        client._seqid = args.seqid
+
+    if args.method == "echo":
+        client.send_echo(build_samples()[args.sample])
+    elif args.method == "ping":
+        client.send_ping()
+    elif args.method == "notify":
+        client.send_notify("hello")
+    else:  # nosuch: a CALL with an empty args struct, written by hand
+        prot.writeMessageBegin("nosuch", TMessageType.CALL, client._seqid)
+        prot.writeStructBegin("nosuch_args")
+        prot.writeFieldStop()
+        prot.writeStructEnd()
+        prot.writeMessageEnd()
+        prot.trans.flush()
+
+    out = sys.stdout.buffer
+    out.write(sink.getvalue())
+    out.flush()
+    return EXIT_OK
+
+
+def mode_read_reply(args):
+    # Writes are discarded: THeaderProtocol.readMessageBegin answers an
+    # unknown transform by writing an exception message to its transport.
+    stdio = StdioTransport(sys.stdin.buffer, None)
+    prot, htrans = message_stack(args, stdio, ALL_CLIENT_TYPES)
+
+    begins = []
+    real_read_message_begin = prot.readMessageBegin
+
+    def recording_read_message_begin():
+        begin = real_read_message_begin()
+        begins.append(begin)
+        return begin
+
+    prot.readMessageBegin = recording_read_message_begin
+    client = C.Client(prot)
+
+    try:
+        if args.method == "echo":
+            value = client.recv_echo()
+            report = {"kind": "result", "value": binary_hex(value)}
+        else:
+            client.recv_ping()
+            report = {"kind": "void"}
+    except T.Oops as e:
+        report = {"kind": "oops", "code": e.code, "message": e.message}
+    except TApplicationException as e:
+        report = {"kind": "app_exception", "type": e.type, "message": e.message}
+    except Exception as e:
+        name, msg = describe(e)
+        report = {"kind": "error", "class": name, "message": msg}
+
+    if begins:
+        name, mtype, seqid = begins[0]
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        report["seqid"] = seqid
+        report["name"] = name
+        report["mtype"] = mtype
+    if htrans is not None:
+        report["headers"] = {
+            k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+            for k, v in htrans.get_headers().items()}
+        if begins:
+            # What THeaderTransport detected / parsed for this reply.
+            # client_type: 0 THeader, 1 framed binary, 2 unframed binary,
+            # 3 framed compact, 4 unframed compact. header_seqid/flags are
+            # only meaningful for client_type 0.
+            report["client_type"] = htrans._client_type
+            report["header_seqid"] = htrans.sequence_id
+            report["header_flags"] = htrans.flags
+
+    out = sys.stdout.buffer
+    out.write(json.dumps(report).encode("utf-8") + b"\n")
+    out.flush()
+    return EXIT_OK
+
+
+MODES = {
+    "samples": mode_samples,
+    "echo": mode_echo,
+    "serve": mode_serve,
+    "call": mode_call,
+    "read-reply": mode_read_reply,
+}
+
+
+def main(argv):
+    global T, C
+    args = parse_args(argv)
+    _pin_hash_seed()
+    T, C = load_generated(args.gen_dir)
+    return MODES[args.mode](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
