@@ -147,6 +147,12 @@ public sealed class DynValue : IEquatable<DynValue>
             case TType.Map:
             {
                 var (a, b) = ((DynMap)Value, (DynMap)other.Value);
+                // the compact protocol writes no key/value types for an empty map
+                if (a.Entries.Count == 0 && b.Entries.Count == 0)
+                {
+                    return true;
+                }
+
                 return a.Key == b.Key && a.Val == b.Val && a.Entries.Count == b.Entries.Count &&
                        a.Entries.All(e => b.Entries.Any(f => f.Key.Equals(e.Key) && f.Value.Equals(e.Value)));
             }

@@ -1,0 +1,59 @@
+using BenchmarkDotNet.Running;
+
+namespace Trellis.Bench.Serialization;
+
+/// <summary>
+/// Entry point. Every argument goes to BenchmarkDotNet's switcher, except:
+/// <list type="bullet">
+/// <item><c>--verify</c>: check the encodings round-trip and run each benchmark body once, then exit 0 (ok) or 1.</item>
+/// <item><c>--quick</c>: short for <c>--job Short</c> (3 warm-ups, 3 iterations: rough numbers, fast).</item>
+/// </list>
+/// Without a <c>--filter</c>, every benchmark runs (as with <c>--filter '*'</c>) instead of an interactive prompt.
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (Array.IndexOf(args, "--verify") >= 0)
+        {
+            return SmokeCheck.Run(Console.Out);
+        }
+
+        var forwarded = new List<string>(args.Length + 2);
+        foreach (var arg in args)
+        {
+            if (arg == "--quick")
+            {
+                forwarded.Add("--job");
+                forwarded.Add("Short");
+            }
+            else
+            {
+                forwarded.Add(arg);
+            }
+        }
+
+        if (!HasAny(forwarded, "--filter", "-f", "--list", "--help", "-h", "-?", "--info", "--version"))
+        {
+            forwarded.Add("--filter");
+            forwarded.Add("*");
+        }
+
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run([.. forwarded]);
+        return 0;
+    }
+
+    private static bool HasAny(List<string> args, params string[] names)
+    {
+        foreach (var arg in args)
+        {
+            if (Array.IndexOf(names, arg) >= 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
