@@ -44,7 +44,7 @@ public static class ThriftFrameWriter
             case ThriftFraming.Header:
                 header ??= new THeaderInfo();
                 WriteTHeaderPrefix(output, header);
-                return new ThriftFrameMark(framing, start, output.WrittenCount, header.Transforms.Contains(THeaderTransform.Zlib));
+                return new ThriftFrameMark(framing, start, output.WrittenCount, header.Transforms.Count > 0);
             default:
                 throw new ArgumentOutOfRangeException(nameof(framing), framing, "unknown framing");
         }
@@ -90,9 +90,12 @@ public static class ThriftFrameWriter
         output.Advance(14);
 
         WriteVarint(output, (uint)header.Protocol);
-        WriteVarint(output, (uint)header.Transforms.Count);
-        foreach (var transform in header.Transforms)
+        // Index loops: enumerating through the interfaces would box an enumerator per frame.
+        var transforms = header.Transforms;
+        WriteVarint(output, (uint)transforms.Count);
+        for (var i = 0; i < transforms.Count; i++)
         {
+            var transform = transforms[i];
             if (transform != THeaderTransform.Zlib)
             {
                 throw new ArgumentException($"THeader transform {transform} is not supported", nameof(header));
@@ -101,14 +104,15 @@ public static class ThriftFrameWriter
             WriteVarint(output, (uint)transform);
         }
 
-        if (header.Headers.Count > 0)
+        var headers = header.Headers;
+        if (headers.Count > 0)
         {
             WriteVarint(output, 1); // INFO_KEYVALUE
-            WriteVarint(output, (uint)header.Headers.Count);
-            foreach (var (key, value) in header.Headers)
+            WriteVarint(output, (uint)headers.Count);
+            for (var i = 0; i < headers.Count; i++)
             {
-                WriteString(output, key);
-                WriteString(output, value);
+                WriteString(output, headers[i].Key);
+                WriteString(output, headers[i].Value);
             }
         }
 

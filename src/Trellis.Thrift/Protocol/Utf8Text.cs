@@ -20,18 +20,21 @@ internal static class Utf8Text
             return;
         }
 
-        // Long strings in chunks, so the output never has to hand out one huge span.
-        var encoder = Encoding.UTF8.GetEncoder();
-        while (true)
+        // Long strings in chunks, so the output never has to hand out one huge span. A chunk never
+        // ends between the two halves of a surrogate pair, so each chunk encodes on its own.
+        const int ChunkChars = 8 * 1024;
+        while (!value.IsEmpty)
         {
-            var span = output.Reserve(16 * 1024);
-            encoder.Convert(value, span.Slice(0, 16 * 1024), flush: true, out var charsUsed, out var bytesUsed, out var completed);
-            output.Advance(bytesUsed);
-            value = value.Slice(charsUsed);
-            if (completed && value.IsEmpty)
+            var take = Math.Min(ChunkChars, value.Length);
+            if (take < value.Length && char.IsHighSurrogate(value[take - 1]))
             {
-                return;
+                take--;
             }
+
+            var chunk = value.Slice(0, take);
+            var span = output.Reserve(MaxBytes(take));
+            output.Advance(Encoding.UTF8.GetBytes(chunk, span));
+            value = value.Slice(take);
         }
     }
 }
