@@ -10,6 +10,29 @@ namespace Trellis.Thrift.Tests;
 /// </summary>
 public class AllocationTests
 {
+    /// <summary>
+    /// Bytes allocated by one call of <paramref name="action"/> once warm: the least of several rounds,
+    /// because the runtime's own tier-up work can land on the thread now and then; an allocation made
+    /// by the code itself shows up in every round.
+    /// </summary>
+    private static long SteadyStateAllocation(Action action)
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            action();
+        }
+
+        var least = long.MaxValue;
+        for (var round = 0; round < 5 && least > 0; round++)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            action();
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+
+        return least;
+    }
+
     [Theory]
     [InlineData(ThriftFraming.Framed, ThriftProtocol.Binary)]
     [InlineData(ThriftFraming.Framed, ThriftProtocol.Compact)]
@@ -34,12 +57,7 @@ public class AllocationTests
             }
         }
 
-        WriteSome(); // grow the buffer, let the JIT settle
-        WriteSome();
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        WriteSome();
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Assert.Equal(0, SteadyStateAllocation(WriteSome));
     }
 
     [Fact]
@@ -70,11 +88,7 @@ public class AllocationTests
             }
         }
 
-        WriteAll();
-        WriteAll();
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        WriteAll();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, SteadyStateAllocation(WriteAll));
     }
 
     [Fact]
@@ -101,15 +115,7 @@ public class AllocationTests
             return n;
         }
 
-        for (var i = 0; i < 50; i++)
-        {
-            ReadAll();
-        }
-
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        var frames = ReadAll();
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(50, frames);
-        Assert.Equal(0, allocated);
+        Assert.Equal(50, ReadAll());
+        Assert.Equal(0, SteadyStateAllocation(() => ReadAll()));
     }
 }

@@ -80,7 +80,6 @@ public static class ThriftFrameWriter
     private static void WriteTHeaderPrefix(PooledBufferWriter output, THeaderInfo header)
     {
         // The header section: protocol id, transforms, one key/value info block, zero padding to 4 bytes.
-        Span<byte> varint = stackalloc byte[5];
         var sectionStart = output.WrittenCount + 14;
         var fixedPart = output.GetSpan(14);
         fixedPart.Slice(0, 14).Clear();
@@ -130,19 +129,8 @@ public static class ThriftFrameWriter
         BinaryPrimitives.WriteUInt16BigEndian(output.GetWrittenSpan(sectionStart - 2, 2), (ushort)(sectionSize / 4));
     }
 
-    private static void WriteVarint(PooledBufferWriter output, uint value)
-    {
-        var span = output.GetSpan(5);
-        var i = 0;
-        while (value >= 0x80)
-        {
-            span[i++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-
-        span[i++] = (byte)value;
-        output.Advance(i);
-    }
+    private static void WriteVarint(PooledBufferWriter output, uint value) =>
+        output.Advance(Varint.Write(output.GetSpan(Varint.MaxBytes32), value));
 
     private static void WriteString(PooledBufferWriter output, string value)
     {

@@ -202,29 +202,8 @@ public ref struct ThriftCompactWriter : IThriftWriter
             return;
         }
 
-        var span = _out.Reserve(5);
-        var i = 0;
-        while (value >= 0x80)
-        {
-            span[i++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-
-        span[i++] = (byte)value;
-        _out.Advance(i);
+        _out.Advance(Varint.Write(_out.Reserve(Varint.MaxBytes32), value));
     }
 
-    private void WriteVarint64(ulong value)
-    {
-        var span = _out.Reserve(10);
-        var i = 0;
-        while (value >= 0x80)
-        {
-            span[i++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-
-        span[i++] = (byte)value;
-        _out.Advance(i);
-    }
+    private void WriteVarint64(ulong value) => _out.Advance(Varint.Write(_out.Reserve(Varint.MaxBytes64), value));
 }
