@@ -9,6 +9,8 @@ namespace Trellis.Bench.Serialization;
 /// <item><c>--quick</c>: short for <c>--job Short</c> (3 warm-ups, 3 iterations: rough numbers, fast).</item>
 /// </list>
 /// Without a <c>--filter</c>, every benchmark runs (as with <c>--filter '*'</c>) instead of an interactive prompt.
+/// Exits 1 when a benchmark failed to build or run. Run it from inside the repository: BenchmarkDotNet
+/// finds this project by searching the current directory.
 /// </summary>
 public static class Program
 {
@@ -40,7 +42,26 @@ public static class Program
             forwarded.Add("*");
         }
 
-        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run([.. forwarded]);
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run([.. forwarded]);
+
+        // BenchmarkDotNet reports a benchmark that failed to build or run in its table (NA) but still
+        // returns normally; make that a failing exit code for scripts.
+        foreach (var summary in summaries)
+        {
+            if (summary.HasCriticalValidationErrors)
+            {
+                return 1;
+            }
+
+            foreach (var report in summary.Reports)
+            {
+                if (!report.Success)
+                {
+                    return 1;
+                }
+            }
+        }
+
         return 0;
     }
 

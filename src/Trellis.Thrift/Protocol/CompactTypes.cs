@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Trellis.Thrift;
 
 /// <summary>The compact protocol's 4-bit type ids and their mapping to <see cref="TType"/>.</summary>
@@ -18,21 +20,23 @@ internal static class CompactTypes
     // Index = compact id.
     private static ReadOnlySpan<byte> ToTType => [0, 2, 2, 3, 6, 8, 10, 4, 11, 15, 14, 13, 12, 16];
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static byte Of(TType type)
     {
         if ((uint)type >= (uint)FromTType.Length || FromTType[(int)type] == 0xFF)
         {
-            throw new ArgumentOutOfRangeException(nameof(type), type, "not a type the compact protocol can write");
+            ThrowHelper.NotWritable(type);
         }
 
         return FromTType[(int)type];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TType ToType(int compact, string where)
     {
-        if ((uint)compact >= (uint)ToTType.Length || (compact == 0))
+        if ((uint)compact >= (uint)ToTType.Length || compact == 0)
         {
-            ThrowHelper.Protocol(TProtocolErrorKind.InvalidData, $"unknown compact type id {compact} in {where}");
+            ThrowHelper.UnknownCompactType(compact, where);
         }
 
         return (TType)ToTType[compact];

@@ -142,8 +142,10 @@ public ref struct ThriftCompactWriter : IThriftWriter
 
     public void WriteI16(short value) => WriteVarint32(ZigZag(value));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void WriteI32(int value) => WriteVarint32(ZigZag(value));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void WriteI64(long value) => WriteVarint64(unchecked((ulong)((value << 1) ^ (value >> 63))));
 
     public void WriteDouble(double value)
@@ -205,5 +207,15 @@ public ref struct ThriftCompactWriter : IThriftWriter
         _out.Advance(Varint.Write(_out.Reserve(Varint.MaxBytes32), value));
     }
 
-    private void WriteVarint64(ulong value) => _out.Advance(Varint.Write(_out.Reserve(Varint.MaxBytes64), value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void WriteVarint64(ulong value)
+    {
+        if (value < 0x80)
+        {
+            _out.WriteByte((byte)value);
+            return;
+        }
+
+        _out.Advance(Varint.Write(_out.Reserve(Varint.MaxBytes64), value));
+    }
 }

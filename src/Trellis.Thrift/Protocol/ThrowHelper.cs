@@ -12,6 +12,18 @@ internal static class ThrowHelper
     public static T Protocol<T>(TProtocolErrorKind kind, string message) => throw new TProtocolException(kind, message);
 
     [DoesNotReturn]
+    public static void UnknownType(byte raw, string where) =>
+        throw new TProtocolException(TProtocolErrorKind.InvalidData, $"unknown type id {raw} in {where}");
+
+    [DoesNotReturn]
+    public static void UnknownCompactType(int compact, string where) =>
+        throw new TProtocolException(TProtocolErrorKind.InvalidData, $"unknown compact type id {compact} in {where}");
+
+    [DoesNotReturn]
+    public static void NotWritable(TType type) =>
+        throw new ArgumentOutOfRangeException(nameof(type), type, "not a type the compact protocol can write");
+
+    [DoesNotReturn]
     public static void NeedMoreData() => throw new NeedMoreDataException();
 
     [DoesNotReturn]
