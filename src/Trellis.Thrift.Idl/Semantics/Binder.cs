@@ -10,22 +10,6 @@ public interface IThriftFileSource
     bool TryRead(string path, out string text);
 }
 
-/// <summary>Reads IDL files from the file system.</summary>
-public sealed class DiskFileSource : IThriftFileSource
-{
-    public bool TryRead(string path, out string text)
-    {
-        if (File.Exists(path))
-        {
-            text = File.ReadAllText(path);
-            return true;
-        }
-
-        text = "";
-        return false;
-    }
-}
-
 /// <summary>Serves IDL files from memory (tests, the source generator's additional files).</summary>
 public sealed class MemoryFileSource(IEnumerable<KeyValuePair<string, string>> files) : IThriftFileSource
 {
