@@ -32,7 +32,16 @@ public sealed class Parser
 
     private Token Current => _tokens[_pos];
 
-    private Token Next() => _tokens[_pos++ < _tokens.Count - 1 ? _pos - 1 : _tokens.Count - 1];
+    private Token Next()
+    {
+        var token = _tokens[_pos];
+        if (_pos < _tokens.Count - 1)
+        {
+            _pos++; // the end-of-file token is never passed
+        }
+
+        return token;
+    }
 
     private ThriftDocument ParseDocument(string path)
     {
@@ -55,6 +64,11 @@ public sealed class Parser
     private void Recover()
     {
         // skip at least one token, then up to the next top-level keyword
+        if (Current.Kind == TokenKind.EndOfFile)
+        {
+            return;
+        }
+
         Next();
         while (Current.Kind != TokenKind.EndOfFile && !(Current.Kind == TokenKind.Identifier && TopLevel.Contains(Current.Text)))
         {
