@@ -748,18 +748,10 @@ public sealed class CSharpEmitter
     {
         var name = Escape(service.Name);
         var functions = service.AllFunctions().ToList();
-        var methodNames = new Dictionary<FunctionSymbol, string>();
-        var taken = new HashSet<string>(StringComparer.Ordinal) { "All" };
-        foreach (var f in functions)
-        {
-            var n = MethodName(f);
-            while (!taken.Add(n))
-            {
-                n += "_";
-            }
+        var methodNames = functions.ToDictionary(f => f, f => Escape(MethodName(f)));
 
-            methodNames[f] = Escape(n);
-        }
+        // descriptor properties live beside "All"
+        var descriptorNames = functions.ToDictionary(f => f, f => MethodName(f) == "All" ? "All_" : Escape(MethodName(f)));
 
         _w.Doc(service.Definition.Doc);
         _w.Line(Generated);
@@ -792,18 +784,18 @@ public sealed class CSharpEmitter
                 ? "null"
                 : $"new {Generic}Dictionary<string, string> {{ {string.Join(", ", f.Definition.Annotations.Select(a => $"[{String(a.Key)}] = {String(a.Value)}"))} }}";
             var result = f.Oneway ? "null" : $"typeof({owner}.{ResultName(f)})";
-            _w.Line($"public static readonly {Services}ThriftMethod {methodNames[f]} = new(ServiceName, {String(f.Name)}, " +
+            _w.Line($"public static readonly {Services}ThriftMethod {descriptorNames[f]} = new(ServiceName, {String(f.Name)}, " +
                     $"isOneway: {(f.Oneway ? "true" : "false")}, isIdempotent: {(f.Idempotent ? "true" : "false")}, " +
                     $"typeof({owner}.{ArgsName(f)}), {result}, {annotations});");
         }
 
         _w.Line();
-        _w.Line($"public static {Generic}IReadOnlyList<{Services}ThriftMethod> All {{ get; }} = new[] {{ {string.Join(", ", functions.Select(f => methodNames[f]))} }};");
+        _w.Line($"public static {Generic}IReadOnlyList<{Services}ThriftMethod> All {{ get; }} = new[] {{ {string.Join(", ", functions.Select(f => descriptorNames[f]))} }};");
         _w.Close();
         _w.Line();
 
-        EmitClient(service, functions, methodNames);
-        EmitDispatcher(service, functions, methodNames);
+        EmitClient(service, functions, methodNames, descriptorNames);
+        EmitDispatcher(service, functions, methodNames, descriptorNames);
 
         foreach (var f in service.Functions)
         {
@@ -854,8 +846,10 @@ public sealed class CSharpEmitter
         return $"{returns} {methodName}Async({string.Join(", ", parameters)})";
     }
 
-    private void EmitClient(ServiceSymbol service, List<FunctionSymbol> functions, Dictionary<FunctionSymbol, string> methodNames)
+    private void EmitClient(ServiceSymbol service, List<FunctionSymbol> functions, Dictionary<FunctionSymbol, string> methodNames,
+        Dictionary<FunctionSymbol, string> descriptorNames)
     {
+        var self = FullName(service.File, service.Name);
         _w.Line($"/// <summary>Calls {service.Name} through any Trellis channel (local proxy, direct, in-process).</summary>");
         _w.Line(Generated);
         _w.Open("public sealed class Client : IAsync");
@@ -878,7 +872,7 @@ public sealed class CSharpEmitter
                 : $"var args = new {owner}.{ArgsName(f)} {{ {string.Join(", ", assignments)} }};");
             if (f.Oneway)
             {
-                _w.Line($"await _channel.SendOnewayAsync(Methods.{methodNames[f]}, args, cancellationToken).ConfigureAwait(false);");
+                _w.Line($"await _channel.SendOnewayAsync({self}.Methods.{descriptorNames[f]}, args, cancellationToken).ConfigureAwait(false);");
                 _w.Close();
                 continue;
             }
@@ -886,7 +880,7 @@ public sealed class CSharpEmitter
             var resultStruct = ResultStruct(service, f);
             var resultNames = PropertyNames(resultStruct, ResultName(f));
             _w.Line($"var result = new {owner}.{ResultName(f)}();");
-            _w.Line($"await _channel.CallAsync(Methods.{methodNames[f]}, args, result, cancellationToken).ConfigureAwait(false);");
+            _w.Line($"await _channel.CallAsync({self}.Methods.{descriptorNames[f]}, args, result, cancellationToken).ConfigureAwait(false);");
             foreach (var thrown in resultStruct.Fields.Where(x => x.Id != 0 || f.ReturnType is null))
             {
                 _w.Open($"if (result.{resultNames[thrown]} is {{ }} _thrown{thrown.Id.ToString(CultureInfo.InvariantCulture).Replace("-", "n")})");
@@ -907,7 +901,8 @@ public sealed class CSharpEmitter
         _w.Line();
     }
 
-    private void EmitDispatcher(ServiceSymbol service, List<FunctionSymbol> functions, Dictionary<FunctionSymbol, string> methodNames)
+    private void EmitDispatcher(ServiceSymbol service, List<FunctionSymbol> functions, Dictionary<FunctionSymbol, string> methodNames,
+        Dictionary<FunctionSymbol, string> descriptorNames)
     {
         // qualified: inside the dispatcher, a bare "Methods" is the base class's property
         var self = FullName(service.File, service.Name);
@@ -926,7 +921,7 @@ public sealed class CSharpEmitter
             var argsStruct = ArgsStruct(service, f);
             var argNames = PropertyNames(argsStruct, ArgsName(f));
             var call = $"handler.{methodNames[f]}Async({string.Join(", ", Parameters(f).Select(p => "args." + argNames[p.Field]).Append("cancellationToken"))})";
-            _w.Line($"new {Services}ThriftMethodInvoker<{owner}.{ArgsName(f)}>({self}.Methods.{methodNames[f]}, async (args, cancellationToken) =>");
+            _w.Line($"new {Services}ThriftMethodInvoker<{owner}.{ArgsName(f)}>({self}.Methods.{descriptorNames[f]}, async (args, cancellationToken) =>");
             _w.Line("{");
             if (f.Oneway)
             {
