@@ -25,6 +25,7 @@ public sealed class CSharpEmitter
 
     private readonly ThriftFile _file;
     private readonly CodeWriter _w = new();
+    private int _temporaries;
 
     private CSharpEmitter(ThriftFile file) => _file = file;
 
@@ -558,6 +559,8 @@ public sealed class CSharpEmitter
     /// <summary>Statements that read one value of <paramref name="type"/> into a new local <paramref name="target"/>.</summary>
     private void ReadValue(ThriftType type, string target, int depth, string what)
     {
+        // a map's key and value are read in one block: temporaries are numbered, not named by depth
+        depth = _temporaries++;
         switch (type)
         {
             case BaseType b:
@@ -790,7 +793,7 @@ public sealed class CSharpEmitter
         }
 
         _w.Line();
-        _w.Line($"public static {Generic}IReadOnlyList<{Services}ThriftMethod> All {{ get; }} = new[] {{ {string.Join(", ", functions.Select(f => descriptorNames[f]))} }};");
+        _w.Line($"public static {Generic}IReadOnlyList<{Services}ThriftMethod> All {{ get; }} = new {Services}ThriftMethod[] {{ {string.Join(", ", functions.Select(f => descriptorNames[f]))} }};");
         _w.Close();
         _w.Line();
 

@@ -68,14 +68,16 @@ exception Invalid {
   2: optional list<string> fields
 }
 
+// Apache Thrift 0.17 accepts only literals as container, struct and enum defaults (a constant's name
+// is refused or silently dropped), so this file spells them out; tricky.thrift uses constant names.
 struct Defaults {
-  1: list<i32> primes = PRIMES
-  2: map<string, i32> limits = LIMITS
-  3: shared.Point origin = ORIGIN
+  1: list<i32> primes = [2, 3, 5, 7]
+  2: map<string, i32> limits = {"small": 1, "large": 1000}
+  3: shared.Point origin = {"x": 0, "y": 0}
   4: string greeting = GREETING
   5: optional i32 maybe = 7
-  6: set<string> colors = COLORS
-  7: shared.Status status = DEFAULT_STATUS
+  6: set<string> colors = ["red", "green"]
+  7: shared.Status status = shared.Status.ACTIVE
 }
 
 /** The feature service. */
