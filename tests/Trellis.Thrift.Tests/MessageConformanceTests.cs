@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Trellis.Thrift.Buffers;
+using Trellis.Testing;
 using Trellis.Thrift.Tests.Support;
 
 namespace Trellis.Thrift.Tests;
@@ -59,7 +60,7 @@ public class MessageConformanceTests
 
         string[] args = ["serve", "--framing", framing, "--protocol", protocol, .. multiplexed ? new[] { "--multiplexed", "Conformance" } : [],
             .. framing == "header" ? new[] { "--zlib" } : []];
-        var result = PythonPeer.Run(requests.WrittenSpan.ToArray(), args);
+        var result = PythonPeer.Conformance.Run(requests.WrittenSpan.ToArray(), args);
         Assert.True(result.ExitCode == 0, result.Stderr);
         Assert.Contains("notify:hi", result.Stderr);
 
@@ -103,18 +104,18 @@ public class MessageConformanceTests
             .. framing == "header" ? new[] { "--zlib", "--header", "deadline=250", "--header", "trace=abc" } : []];
         var name = multiplexed ? "Conformance:" : "";
 
-        var echo = Single(PythonPeer.Ok([], ["call", .. common, "--method", "echo", "--sample", "2", "--seqid", "31"]), encoding);
+        var echo = Single(PythonPeer.Conformance.Ok([], ["call", .. common, "--method", "echo", "--sample", "2", "--seqid", "31"]), encoding);
         Assert.Equal(new TMessageHeader(name + "echo", TMessageType.Call, 31), echo.Header);
         Assert.Equal(Args(Samples.Sample2()), echo.Body);
 
-        var notify = Single(PythonPeer.Ok([], ["call", .. common, "--method", "notify", "--seqid", "-2"]), encoding);
+        var notify = Single(PythonPeer.Conformance.Ok([], ["call", .. common, "--method", "notify", "--seqid", "-2"]), encoding);
         Assert.Equal(new TMessageHeader(name + "notify", TMessageType.Oneway, -2), notify.Header);
         Assert.Equal(new DynStruct().Add(1, DynValue.Str("hello")), notify.Body);
 
-        var ping = Single(PythonPeer.Ok([], ["call", .. common, "--method", "ping", "--seqid", "2147483647"]), encoding);
+        var ping = Single(PythonPeer.Conformance.Ok([], ["call", .. common, "--method", "ping", "--seqid", "2147483647"]), encoding);
         Assert.Equal(new TMessageHeader(name + "ping", TMessageType.Call, int.MaxValue), ping.Header);
 
-        var nosuch = Single(PythonPeer.Ok([], ["call", .. common, "--method", "nosuch"]), encoding);
+        var nosuch = Single(PythonPeer.Conformance.Ok([], ["call", .. common, "--method", "nosuch"]), encoding);
         Assert.Equal(name + "nosuch", nosuch.Header.Name);
 
         if (encoding.Framing == ThriftFraming.Header)
@@ -183,7 +184,7 @@ public class MessageConformanceTests
     {
         using var output = new PooledBufferWriter();
         ThriftMessages.Write(output, encoding, header, body, info);
-        return PythonPeer.Json(output.WrittenSpan.ToArray(), args);
+        return PythonPeer.Conformance.Json(output.WrittenSpan.ToArray(), args);
     }
 
     private sealed record Message(TMessageHeader Header, DynStruct Body, TApplicationException? Error, THeaderInfo? Info);

@@ -1,3 +1,4 @@
+using Trellis.Testing;
 using Trellis.Thrift.Tests.Support;
 
 namespace Trellis.Thrift.Tests;
@@ -22,7 +23,7 @@ public class StructConformanceTests
     [MemberData(nameof(Codecs))]
     public void PythonSamples_DecodeToOurSamples_AndReencodeToTheSameBytes(string protocol, bool accelerated)
     {
-        var records = PythonPeer.ParseRecords(PythonPeer.Ok([], Args("samples", protocol, accelerated)));
+        var records = PythonPeer.ParseRecords(PythonPeer.Conformance.Ok([], Args("samples", protocol, accelerated)));
         var expected = Samples.All();
         Assert.Equal(expected.Length, records.Count);
         for (var i = 0; i < records.Count; i++)
@@ -40,7 +41,7 @@ public class StructConformanceTests
     [InlineData("compact")]
     public void OurSamples_AreByteForByteWhatPythonWrites(string protocol)
     {
-        var records = PythonPeer.ParseRecords(PythonPeer.Ok([], "samples", "--protocol", protocol));
+        var records = PythonPeer.ParseRecords(PythonPeer.Conformance.Ok([], "samples", "--protocol", protocol));
         // sample 2 holds multi-element sets, whose order is the writer's choice; the others are exact
         foreach (var i in new[] { 0, 1, 3 })
         {
@@ -54,7 +55,7 @@ public class StructConformanceTests
     {
         var p = Protocol(protocol);
         var values = Samples.All().Concat(Enumerable.Range(0, 150).Select(seed => new RandomValues(seed).Struct(ConformanceSchema.Everything))).ToList();
-        var echoed = PythonPeer.ParseRecords(PythonPeer.Ok(PythonPeer.Records(values.Select(v => Bytes.Write(v, p))),
+        var echoed = PythonPeer.ParseRecords(PythonPeer.Conformance.Ok(PythonPeer.Records(values.Select(v => Bytes.Write(v, p))),
             Args("echo", protocol, accelerated, "--type", "Everything")));
         Assert.Equal(values.Count, echoed.Count);
         for (var i = 0; i < values.Count; i++)
@@ -72,7 +73,7 @@ public class StructConformanceTests
         var p = Protocol(protocol);
         // pure Python skips unknown binaries as UTF-8 text (a python3-thrift 0.17 bug), so it gets text-valued ones
         var values = Enumerable.Range(1000, 60).Select(seed => new RandomValues(seed, utf8Binaries: !accelerated).Struct(ConformanceSchema.Extended)).ToList();
-        var echoed = PythonPeer.ParseRecords(PythonPeer.Ok(PythonPeer.Records(values.Select(v => Bytes.Write(v, p))),
+        var echoed = PythonPeer.ParseRecords(PythonPeer.Conformance.Ok(PythonPeer.Records(values.Select(v => Bytes.Write(v, p))),
             Args("echo", protocol, accelerated, "--type", "Inner")));
         for (var i = 0; i < values.Count; i++)
         {
@@ -88,7 +89,7 @@ public class StructConformanceTests
     [InlineData("compact")]
     public void WeSkipEveryFieldPythonWrites_ThatWeDoNotKnow(string protocol)
     {
-        var records = PythonPeer.ParseRecords(PythonPeer.Ok([], "samples", "--protocol", protocol));
+        var records = PythonPeer.ParseRecords(PythonPeer.Conformance.Ok([], "samples", "--protocol", protocol));
         int?[] expected = [40, null, null, -1];
         for (var i = 0; i < records.Count; i++)
         {
@@ -106,7 +107,7 @@ public class StructConformanceTests
         var p = Protocol(protocol);
         var whole = Bytes.Write(Samples.Sample0(), p);
         var cut = whole[..(whole.Length / 2)];
-        var echoed = PythonPeer.ParseRecords(PythonPeer.Ok(PythonPeer.Records([cut]), "echo", "--protocol", protocol, "--type", "Everything"));
+        var echoed = PythonPeer.ParseRecords(PythonPeer.Conformance.Ok(PythonPeer.Records([cut]), "echo", "--protocol", protocol, "--type", "Everything"));
         Assert.Equal(1, echoed[0].Status);
         Assert.IsType<TProtocolException>(Record.Exception(() => Bytes.ReadStruct(cut, p)));
     }

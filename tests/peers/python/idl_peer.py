@@ -16,7 +16,6 @@ import atexit
 import io
 import json
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -174,48 +173,6 @@ def _validate(args):
 # ---------------------------------------------------------------------------
 # Generated code
 
-# Thrift 0.17's compiler cannot take features.thrift as it is: a field default
-# that names a struct constant (`origin = ORIGIN`) fails with "type error:
-# const "origin" was declared as struct/xception", and one that names an enum
-# constant (`status = DEFAULT_STATUS`) fails with "identifier DEFAULT_STATUS is
-# unqualified!". Defaults that name list/map/set constants (`primes = PRIMES`)
-# compile but silently become EMPTY containers in the generated Python. So the
-# peer compiles a copy in which every field default that is a bare name of a
-# constant declared in the same file is replaced by that constant's literal
-# value. The values are exactly those the IDL means; the original files are
-# never touched.
-_CONST_RE = re.compile(
-    r"^\s*const\s+.+?\s+(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.+?)\s*[,;]?\s*$")
-_DEFAULT_RE = re.compile(
-    r"^(?P<head>\s*-?\d+\s*:[^=]*?)=\s*(?P<ident>[A-Za-z_]\w*)"
-    r"(?P<tail>\s*[,;]?\s*(?://.*|#.*)?)$")
-
-
-def fix_idl_text(text):
-    """Return (fixed text, [(line number, name, value)])."""
-    consts = {}
-    for line in text.splitlines():
-        m = _CONST_RE.match(line)
-        if m:
-            consts[m.group("name")] = m.group("value")
-    fixes = []
-    out = []
-    for number, line in enumerate(text.splitlines(True), 1):
-        body = line.rstrip("\r\n")
-        ending = line[len(body):]
-        m = _DEFAULT_RE.match(body)
-        if m and m.group("ident") in consts:
-            ident = m.group("ident")
-            value = consts[ident]
-            seen = {ident}
-            while value in consts and value not in seen:  # const = other const
-                seen.add(value)
-                value = consts[value]
-            body = "%s= %s%s" % (m.group("head"), value, m.group("tail"))
-            fixes.append((number, ident, value))
-        out.append(body + ending)
-    return "".join(out), fixes
-
 
 def _idl_paths(idl):
     if idl is None:
@@ -226,40 +183,25 @@ def _idl_paths(idl):
 
 
 def generate(out_dir, idl, verbose):
-    """thrift -r --gen py on a fixed-up copy of the IDL folder into out_dir."""
+    """thrift -r --gen py on the IDL (the file the C# generator compiles too) into out_dir."""
     src_dir, main = _idl_paths(idl)
     if not os.path.isfile(os.path.join(src_dir, main)):
         sys.stderr.write("no IDL at %s\n" % os.path.join(src_dir, main))
         sys.exit(EXIT_USAGE)
-    work = tempfile.mkdtemp(prefix="idl_peer_src_")
+    # -r: without it only the 'features' package is generated, and its
+    # "import shared.ttypes" fails.
+    cmd = ["thrift", "-r", "--gen", "py", "-out", out_dir, os.path.join(src_dir, main)]
     try:
-        for name in os.listdir(src_dir):
-            if not name.endswith(".thrift"):
-                continue
-            with open(os.path.join(src_dir, name), encoding="utf-8") as f:
-                text = f.read()
-            text, fixes = fix_idl_text(text)
-            if verbose:
-                for number, ident, value in fixes:
-                    sys.stderr.write("fixup %s:%d: default %s -> %s\n"
-                                     % (name, number, ident, value))
-            with open(os.path.join(work, name), "w", encoding="utf-8") as f:
-                f.write(text)
-        # -r: without it only the 'features' package is generated, and its
-        # "import shared.ttypes" fails.
-        cmd = ["thrift", "-r", "--gen", "py", "-out", out_dir,
-               os.path.join(work, main)]
-        try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        except OSError as e:
-            sys.stderr.write("cannot run the thrift compiler: %s\n" % e)
-            sys.exit(EXIT_FAILURE)
-        if proc.returncode != 0:
-            sys.stderr.write("thrift --gen py failed:\n")
-            sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
-            sys.exit(EXIT_FAILURE)
-    finally:
-        shutil.rmtree(work, True)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        sys.stderr.write("cannot run the thrift compiler: %s\n" % e)
+        sys.exit(EXIT_FAILURE)
+    if proc.returncode != 0:
+        sys.stderr.write("thrift --gen py failed:\n")
+        sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
+        sys.exit(EXIT_FAILURE)
+    if verbose and proc.stderr:
+        sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
 
 
 def load_generated(gen_dir, idl):
