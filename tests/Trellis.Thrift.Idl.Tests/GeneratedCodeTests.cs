@@ -334,3 +334,58 @@ public class GeneratedCodeTests
             FailWith is { } e ? Task.FromException<long>(e) : Task.FromResult(7L);
     }
 }
+
+/// <summary>The shapes of tricky.thrift: recursion, container keys, constant-named defaults.</summary>
+public class TrickyShapesTests
+{
+    [Fact]
+    public void RecursiveStructs_RoundTrip()
+    {
+        var tree = new Trellis.Tests.Tricky.Node
+        {
+            Value = 1,
+            Next = new() { Value = 2, Next = new() { Value = 3 } },
+            Children = [new() { Value = 4, Children = [] }],
+        };
+        foreach (var protocol in new[] { ThriftProtocol.Binary, ThriftProtocol.Compact })
+        {
+            Assert.Equal(tree, ThriftSerializer.Deserialize<Trellis.Tests.Tricky.Node>(ThriftSerializer.Serialize(tree, protocol), protocol));
+        }
+    }
+
+    [Fact]
+    public void ContainersAndBinariesAsKeys_CompareByContent()
+    {
+        var keys = new Trellis.Tests.Tricky.Keys
+        {
+            Weird = new(ThriftEquality.DeepComparer<List<int>>()) { [[1, 2]] = new HashSet<byte[]>(ThriftEquality.BinaryComparer) { new byte[] { 1 } } },
+            Nested = new(ThriftEquality.DeepComparer<HashSet<string>>()) { new HashSet<string> { "a" } },
+            Digests = { new byte[] { 9 } },
+        };
+        Assert.False(keys.Digests.Add([9])); // the generated default set compares binaries by content
+        var back = ThriftSerializer.Deserialize<Trellis.Tests.Tricky.Keys>(ThriftSerializer.Serialize(keys, ThriftProtocol.Compact), ThriftProtocol.Compact);
+        Assert.Equal(keys, back);
+        Assert.True(back.Weird!.ContainsKey([1, 2]));
+        Assert.Contains([1], back.Weird[[1, 2]]);
+    }
+
+    [Fact]
+    public void DefaultsThatNameConstants_TakeTheConstantsValues()
+    {
+        var d = new Trellis.Tests.Tricky.FromConstants();
+        Assert.Equal([2, 3], d.Primes!);
+        Assert.Equal(0, d.Root!.Value);
+        Assert.Equal(Trellis.Tests.Tricky.Level.HIGH, d.Level);
+        Assert.Equal("x", d.Deep!["a"][0][1]);
+        Assert.Equal(2, Trellis.Tests.Tricky.TrickyConstants.NODES[0].Children![0].Value);
+    }
+
+    [Fact]
+    public void RequiredCycles_StartNull_AndEmptyTypesWork()
+    {
+        Assert.Null(new Trellis.Tests.Tricky.A().B); // A requires B requires A: cannot be built eagerly
+        Assert.Equal("NoFields()", ThriftSerializer.Deserialize<Trellis.Tests.Tricky.NoFields>(ThriftSerializer.Serialize(new Trellis.Tests.Tricky.NoFields())).ToString());
+        Assert.Throws<TProtocolException>(() => ThriftSerializer.Serialize(new Trellis.Tests.Tricky.Nothing()));
+        Assert.Equal(["nothing"], Trellis.Tests.Tricky.Child.Methods.All.Select(m => m.Name));
+    }
+}

@@ -1,0 +1,9 @@
+using System.CommandLine;
+using Trellis.Cli;
+
+var root = new RootCommand("Trellis: Thrift RPC for .NET")
+{
+    GenCommand.Create(),
+};
+
+return root.Parse(args).Invoke();
