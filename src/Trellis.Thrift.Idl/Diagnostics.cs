@@ -61,9 +61,6 @@ public static class Codes
     public const string BadExtends = "TRL0032";
     public const string DuplicateMethod = "TRL0033";
     public const string BadUnion = "TRL0034";
-    public const string BadMapKey = "TRL0035";
     public const string TypedefCycle = "TRL0036";
-    public const string NameClash = "TRL0037";
-    public const string UnknownNamespaceScope = "TRL0038";
     public const string Deprecated = "TRL0039";
 }
