@@ -470,19 +470,14 @@ public sealed class CSharpEmitter
             case StructType:
                 _w.Line($"{expression}.Write(ref writer);");
                 break;
-            case ListType l:
-                _w.Line($"writer.WriteListBegin({WireType(l.Element)}, {expression}.Count);");
+            case ListType or SetType:
+                var element = type is ListType list ? list.Element : ((SetType)type).Element;
+                var kind = type is ListType ? "List" : "Set";
+                _w.Line($"writer.Write{kind}Begin({WireType(element)}, {expression}.Count);");
                 _w.Open($"foreach (var _e{depth} in {expression})");
-                WriteValue(l.Element, $"_e{depth}", depth + 1);
+                WriteValue(element, $"_e{depth}", depth + 1);
                 _w.Close();
-                _w.Line("writer.WriteListEnd();");
-                break;
-            case SetType set:
-                _w.Line($"writer.WriteSetBegin({WireType(set.Element)}, {expression}.Count);");
-                _w.Open($"foreach (var _e{depth} in {expression})");
-                WriteValue(set.Element, $"_e{depth}", depth + 1);
-                _w.Close();
-                _w.Line("writer.WriteSetEnd();");
+                _w.Line($"writer.Write{kind}End();");
                 break;
             case MapType map:
                 _w.Line($"writer.WriteMapBegin({WireType(map.Key)}, {WireType(map.Value)}, {expression}.Count);");
