@@ -16,7 +16,7 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     private readonly List<(TcpClient Client, TcpClient Server)> _pairs = [];
     private readonly Task _accepting;
     private volatile Func<byte[], bool>? _cutAfterClientWrite;
-    private volatile Func<byte[], byte[]>? _rewriteNextServerChunk;
+    private volatile Tuple<Func<byte[], bool>, Func<byte[], byte[]>>? _rewrite;
 
     private TcpFaultProxy(IPEndPoint target)
     {
@@ -62,7 +62,8 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     /// </summary>
     public void CutAfterClientWrite(Func<byte[], bool> matches) => _cutAfterClientWrite = matches;
 
-    public void RewriteNextServerChunk(Func<byte[], byte[]> rewrite) => _rewriteNextServerChunk = rewrite;
+    /// <summary>Rewrites the server's next chunk that <paramref name="matches"/> (a malformed or mismatched reply).</summary>
+    public void RewriteNextServerChunk(Func<byte[], bool> matches, Func<byte[], byte[]> rewrite) => _rewrite = Tuple.Create(matches, rewrite);
 
     private async Task AcceptAsync()
     {
@@ -123,9 +124,10 @@ public sealed class TcpFaultProxy : IAsyncDisposable
                 }
 
                 var chunk = buffer[..read];
-                if (!toServer && Interlocked.Exchange(ref _rewriteNextServerChunk, null) is { } rewrite)
+                if (!toServer && _rewrite is { } rewrite && rewrite.Item1(chunk))
                 {
-                    chunk = rewrite(chunk);
+                    _rewrite = null;
+                    chunk = rewrite.Item2(chunk);
                 }
 
                 var cut = toServer && _cutAfterClientWrite is { } matches && matches(chunk) &&
