@@ -99,6 +99,9 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
     /// <summary>The highest zxid seen: a server that has not reached it will not take this session.</summary>
     public long LastZxid => Interlocked.Read(ref _lastZxid);
 
+    /// <summary>The server (<c>host:port</c>) the session is connected through now, or null while disconnected.</summary>
+    public string? ConnectedServer { get; private set; }
+
     /// <summary>The chroot of the connect string, or null.</summary>
     public string? Chroot => _connectString.Chroot;
 
@@ -640,6 +643,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
             lock (_stateLock)
             {
                 _connection = null;
+                ConnectedServer = null;
             }
 
             if (_closing.IsCancellationRequested || State is SessionState.AuthFailed)
@@ -719,6 +723,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
                 }
 
                 _connection = connection;
+                ConnectedServer = $"{host}:{port}";
                 _connected.TrySetResult(connection);
             }
 
