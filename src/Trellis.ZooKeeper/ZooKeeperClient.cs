@@ -54,6 +54,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
         _auth = [.. options.Authentication];
         _sessionId = options.SessionId;
         _password = options.SessionPassword ?? new byte[16];
+        _lastZxid = options.LastZxidSeen;
         Logger = options.Logger ?? NullLogger.Instance;
         _eventLoop = Task.Run(EventLoopAsync);
         _run = Task.Run(RunAsync);
@@ -598,7 +599,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
 
     private async Task RunAsync()
     {
-        var servers = _connectString.Servers.OrderBy(_ => Random.Shared.Next()).ToList();
+        var servers = _options.ShuffleServers ? _connectString.Servers.OrderBy(_ => Random.Shared.Next()).ToList() : [.. _connectString.Servers];
         var next = 0;
         var failuresInARow = 0;
         while (!_closing.IsCancellationRequested)

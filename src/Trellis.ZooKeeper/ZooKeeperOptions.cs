@@ -8,6 +8,9 @@ public sealed class ZooKeeperOptions
     /// <summary><c>host:port,host:port/optional/chroot</c>. Servers are tried in a shuffled order.</summary>
     public required string ConnectString { get; init; }
 
+    /// <summary>Try the servers in a random order (the default, to spread clients), or in the order listed.</summary>
+    public bool ShuffleServers { get; init; } = true;
+
     /// <summary>The session timeout asked for; the server clamps it to its own bounds (2 to 20 ticks by default).</summary>
     public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -27,6 +30,9 @@ public sealed class ZooKeeperOptions
     public long SessionId { get; init; }
 
     public byte[]? SessionPassword { get; init; }
+
+    /// <summary>With <see cref="SessionId"/>: the last zxid the session has seen, so that a server behind it is refused.</summary>
+    public long LastZxidSeen { get; init; }
 
     public ILogger? Logger { get; init; }
 }
