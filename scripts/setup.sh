@@ -36,3 +36,4 @@ fi
 command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK (dotnet) is required and not on PATH" >&2; exit 1; }
 /usr/bin/python3 -c 'import thrift, kazoo' || { echo "setup: /usr/bin/python3 cannot import thrift and kazoo" >&2; exit 1; }
 command -v thrift >/dev/null || { echo "setup: the thrift compiler is not on PATH" >&2; exit 1; }
+command -v java >/dev/null && [ -f /usr/share/java/zookeeper.jar ] || { echo "setup: Java and the ZooKeeper server jar are required" >&2; exit 1; }
