@@ -13,12 +13,16 @@ import argparse
 import atexit
 import io
 import json
+import logging
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMA = os.path.join(HERE, "conformance.thrift")
@@ -66,13 +70,14 @@ class _ArgParser(argparse.ArgumentParser):
 
 
 MESSAGE_MODES = ("serve", "call", "read-reply")
+TCP_MODES = ("tcp-serve", "tcp-call")
 
 
 def parse_args(argv):
     p = _ArgParser(
         prog="thrift_peer.py",
         description="Apache Thrift python reference peer for conformance tests.")
-    p.add_argument("mode", choices=("samples", "echo") + MESSAGE_MODES)
+    p.add_argument("mode", choices=("samples", "echo") + MESSAGE_MODES + TCP_MODES)
     p.add_argument("--gen-dir", help="directory containing the generated "
                    "'conformance' package (default: generate into a temp dir)")
     p.add_argument("--protocol", choices=("binary", "compact"), default="binary")
@@ -91,6 +96,16 @@ def parse_args(argv):
     p.add_argument("--method", choices=("echo", "ping", "notify", "nosuch"))
     p.add_argument("--sample", type=int, default=None)
     p.add_argument("--seqid", type=int, default=None)
+    p.add_argument("--host", default=None,
+                   help="tcp-serve/tcp-call: address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None,
+                   help="tcp-serve/tcp-call: TCP port (tcp-serve: 0 = ephemeral)")
+    p.add_argument("--count", type=int, default=None,
+                   help="tcp-call: number of sequential calls (default 1)")
+    p.add_argument("--i32v", type=int, default=None,
+                   help="tcp-call echo: override the sample's i32v field")
+    p.add_argument("--str", dest="str_value", default=None,
+                   help="tcp-call echo: override the sample's str field")
     args = p.parse_args(argv)
 
     try:
@@ -102,7 +117,8 @@ def parse_args(argv):
 
 def _validate(args):
     mode = args.mode
-    message_mode = mode in MESSAGE_MODES
+    tcp_mode = mode in TCP_MODES
+    message_mode = mode in MESSAGE_MODES or tcp_mode
 
     if mode == "echo" and args.type_name is None:
         raise UsageError("echo needs --type Everything|Inner|Extended")
@@ -116,9 +132,10 @@ def _validate(args):
                             ("--multiplexed", args.multiplexed),
                             ("--method", args.method)):
             if value is not None:
-                raise UsageError("%s is only valid for serve/call/read-reply" % name)
+                raise UsageError("%s is only valid for the message and tcp modes" % name)
         if args.zlib or args.header:
-            raise UsageError("--zlib/--header are only valid for serve/call/read-reply")
+            raise UsageError("--zlib/--header are only valid for the message and "
+                             "tcp modes")
 
     if (args.zlib or args.header) and args.framing != "header":
         raise UsageError("--zlib and --header need --framing header")
@@ -131,18 +148,44 @@ def _validate(args):
         headers.append((key.encode("utf-8"), value.encode("utf-8")))
     args.headers = headers
 
-    if mode == "call":
+    if mode in ("call", "tcp-call"):
         if args.method is None:
-            raise UsageError("call needs --method echo|ping|notify|nosuch")
+            raise UsageError("%s needs --method echo|ping|notify|nosuch" % mode)
     elif mode == "read-reply":
         if args.method not in ("echo", "ping"):
             raise UsageError("read-reply needs --method echo|ping")
     elif args.method is not None:
-        raise UsageError("--method is only valid for call/read-reply")
+        raise UsageError("--method is only valid for call/read-reply/tcp-call")
 
-    if mode != "call":
+    if tcp_mode:
+        if args.port is None:
+            raise UsageError("%s needs --port P" % mode)
+        if not 0 <= args.port <= 65535:
+            raise UsageError("--port must be in 0..65535")
+        if mode == "tcp-call" and args.port == 0:
+            raise UsageError("tcp-call needs a real port (not 0)")
+        if args.host is None:
+            args.host = "127.0.0.1"
+    elif args.port is not None or args.host is not None:
+        raise UsageError("--port/--host are only valid for tcp-serve/tcp-call")
+
+    if mode == "tcp-call":
+        if args.count is None:
+            args.count = 1
+        if args.count < 1:
+            raise UsageError("--count must be at least 1")
+        if ((args.i32v is not None or args.str_value is not None)
+                and args.method != "echo"):
+            raise UsageError("--i32v/--str are only valid with --method echo")
+        if args.i32v is not None and not -2**31 <= args.i32v < 2**31:
+            raise UsageError("--i32v must fit in a signed 32-bit integer")
+    elif (args.count is not None or args.i32v is not None
+          or args.str_value is not None):
+        raise UsageError("--count/--i32v/--str are only valid for tcp-call")
+
+    if mode not in ("call", "tcp-call"):
         if args.sample is not None or args.seqid is not None:
-            raise UsageError("--sample/--seqid are only valid for call")
+            raise UsageError("--sample/--seqid are only valid for call/tcp-call")
     else:
         if args.sample is not None and args.method != "echo":
             raise UsageError("--sample is only valid with --method echo")
@@ -186,17 +229,24 @@ T = None   # conformance.ttypes
 C = None   # conformance.Conformance
 
 try:
-    from thrift.Thrift import TApplicationException, TException, TMessageType  # noqa: E402
+    from thrift.Thrift import (  # noqa: E402
+        TApplicationException, TException, TMessageType, TType)
     from thrift.protocol.TBinaryProtocol import (  # noqa: E402
-        TBinaryProtocol, TBinaryProtocolAccelerated)
+        TBinaryProtocol, TBinaryProtocolAccelerated,
+        TBinaryProtocolAcceleratedFactory, TBinaryProtocolFactory)
     from thrift.protocol.TCompactProtocol import (  # noqa: E402
-        TCompactProtocol, TCompactProtocolAccelerated)
-    from thrift.protocol.THeaderProtocol import THeaderProtocol  # noqa: E402
+        TCompactProtocol, TCompactProtocolAccelerated,
+        TCompactProtocolAcceleratedFactory, TCompactProtocolFactory)
+    from thrift.protocol.THeaderProtocol import (  # noqa: E402
+        THeaderProtocol, THeaderProtocolFactory)
     from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol  # noqa: E402
+    from thrift.server import TServer  # noqa: E402
     from thrift.TMultiplexedProcessor import TMultiplexedProcessor  # noqa: E402
+    from thrift.transport import TSocket  # noqa: E402
     from thrift.transport.TTransport import (  # noqa: E402
-        CReadableTransport, TFramedTransport, TMemoryBuffer, TTransportBase,
-        TTransportException)
+        CReadableTransport, TBufferedTransport, TBufferedTransportFactory,
+        TFramedTransport, TFramedTransportFactory, TMemoryBuffer, TTransportBase,
+        TTransportException, TTransportFactoryBase)
     from thrift.transport.THeaderTransport import (  # noqa: E402
         THeaderClientType, THeaderSubprotocolID, THeaderTransformID, THeaderTransport)
 except ImportError as _e:  # pragma: no cover - environment problem
@@ -485,15 +535,20 @@ class Handler(object):
         self._htrans = htrans
         self._extra_headers = extra_headers
 
+    def _current_htrans(self):
+        """The THeaderTransport of the call being handled (None if not THeader)."""
+        return self._htrans
+
     def _reply_headers(self):
         """Reply info headers: request headers, --header ones, peer=python."""
-        if self._htrans is None:
+        htrans = self._current_htrans()
+        if htrans is None:
             return
-        for key, value in list(self._htrans.get_headers().items()):
-            self._htrans.set_header(key, value)
+        for key, value in list(htrans.get_headers().items()):
+            htrans.set_header(key, value)
         for key, value in self._extra_headers:
-            self._htrans.set_header(key, value)
-        self._htrans.set_header(b"peer", b"python")
+            htrans.set_header(key, value)
+        htrans.set_header(b"peer", b"python")
 
     def echo(self, value):
         self._reply_headers()
@@ -574,40 +629,26 @@ def mode_call(args):
     return EXIT_OK
 
 
-def mode_read_reply(args):
-    # Writes are discarded: THeaderProtocol.readMessageBegin answers an
-    # unknown transform by writing an exception message to its transport.
-    stdio = StdioTransport(sys.stdin.buffer, None)
-    prot, htrans = message_stack(args, stdio, ALL_CLIENT_TYPES)
+def _read_reply_report(call, prot_begins, htrans):
+    """Runs `call` (which makes/reads one call) and returns its JSON report.
 
-    begins = []
-    real_read_message_begin = prot.readMessageBegin
-
-    def recording_read_message_begin():
-        begin = real_read_message_begin()
-        begins.append(begin)
-        return begin
-
-    prot.readMessageBegin = recording_read_message_begin
-    client = C.Client(prot)
-
+    `call` returns a report dict or raises; prot_begins is the list that the
+    recording readMessageBegin appends to.
+    """
     try:
-        if args.method == "echo":
-            value = client.recv_echo()
-            report = {"kind": "result", "value": binary_hex(value)}
-        else:
-            client.recv_ping()
-            report = {"kind": "void"}
+        report = call()
     except T.Oops as e:
         report = {"kind": "oops", "code": e.code, "message": e.message}
     except TApplicationException as e:
         report = {"kind": "app_exception", "type": e.type, "message": e.message}
     except Exception as e:
         name, msg = describe(e)
+        inner = getattr(e, "inner", None)  # TTransportException's cause
+        if inner is not None:
+            msg = "%s (%s: %s)" % ((msg,) + describe(inner))
         report = {"kind": "error", "class": name, "message": msg}
-
-    if begins:
-        name, mtype, seqid = begins[0]
+    if prot_begins:
+        name, mtype, seqid = prot_begins[0]
         if isinstance(name, bytes):
             name = name.decode("utf-8", "replace")
         report["seqid"] = seqid
@@ -617,18 +658,266 @@ def mode_read_reply(args):
         report["headers"] = {
             k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
             for k, v in htrans.get_headers().items()}
-        if begins:
-            # What THeaderTransport detected / parsed for this reply.
-            # client_type: 0 THeader, 1 framed binary, 2 unframed binary,
-            # 3 framed compact, 4 unframed compact. header_seqid/flags are
-            # only meaningful for client_type 0.
-            report["client_type"] = htrans._client_type
-            report["header_seqid"] = htrans.sequence_id
-            report["header_flags"] = htrans.flags
+    return report
 
+
+def _record_message_begins(prot):
+    """Makes prot.readMessageBegin record what it read; returns the list."""
+    begins = []
+    real_read_message_begin = prot.readMessageBegin
+
+    def recording_read_message_begin():
+        begin = real_read_message_begin()
+        begins.append(begin)
+        return begin
+
+    prot.readMessageBegin = recording_read_message_begin
+    return begins
+
+
+def mode_read_reply(args):
+    # Writes are discarded: THeaderProtocol.readMessageBegin answers an
+    # unknown transform by writing an exception message to its transport.
+    stdio = StdioTransport(sys.stdin.buffer, None)
+    prot, htrans = message_stack(args, stdio, ALL_CLIENT_TYPES)
+    begins = _record_message_begins(prot)
+    client = C.Client(prot)
+
+    def read_one():
+        if args.method == "echo":
+            return {"kind": "result", "value": binary_hex(client.recv_echo())}
+        client.recv_ping()
+        return {"kind": "void"}
+
+    report = _read_reply_report(read_one, begins, htrans)
+    if htrans is not None and begins:
+        # What THeaderTransport detected / parsed for this reply.
+        # client_type: 0 THeader, 1 framed binary, 2 unframed binary,
+        # 3 framed compact, 4 unframed compact. header_seqid/flags are
+        # only meaningful for client_type 0.
+        report["client_type"] = htrans._client_type
+        report["header_seqid"] = htrans.sequence_id
+        report["header_flags"] = htrans.flags
+    _emit(report)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# TCP modes (stock TSocket / TServerSocket / TThreadedServer, loopback)
+
+SLEEP_STR = "sleep"      # tcp-serve: echo of a value with this str sleeps ...
+SLEEP_SECONDS = 0.5      # ... this long before it answers
+CLIENT_TIMEOUT_MS = 10000
+
+
+class TcpHandler(Handler):
+    """The `serve` handler, shared by all connections of tcp-serve.
+
+    TThreadedServer serves every connection on its own thread, so the
+    THeaderTransport of the call being handled is kept per thread.
+    """
+
+    def __init__(self, extra_headers):
+        Handler.__init__(self, None, extra_headers)
+        self._local = threading.local()
+
+    def set_current_htrans(self, htrans):
+        self._local.htrans = htrans
+
+    def _current_htrans(self):
+        return getattr(self._local, "htrans", None)
+
+    def echo(self, value):
+        if value is not None and value.str == SLEEP_STR:
+            time.sleep(SLEEP_SECONDS)
+        return Handler.echo(self, value)
+
+
+class _ConnectionProcessor(object):
+    """Wraps the real processor: before each call it tells the handler which
+    THeaderTransport (if any) the current thread serves and drops write
+    headers left over from a previous call (like `serve` does)."""
+
+    def __init__(self, inner, handler):
+        self._inner = inner
+        self._handler = handler
+
+    def process(self, iprot, oprot):
+        htrans = iprot.trans if isinstance(iprot, THeaderProtocol) else None
+        self._handler.set_current_htrans(htrans)
+        if htrans is not None:
+            htrans.clear_headers()
+        return self._inner.process(iprot, oprot)
+
+
+class _HeaderProtocolFactory(THeaderProtocolFactory):
+    """THeaderProtocolFactory that can also add the zlib transform (--zlib).
+
+    It stays a THeaderProtocolFactory, which is what makes TServer use one
+    protocol object for input and output (so replies use the request dialect).
+    """
+
+    def __init__(self, allowed_client_types, default_protocol, zlib):
+        THeaderProtocolFactory.__init__(self, allowed_client_types, default_protocol)
+        self._zlib = zlib
+
+    def getProtocol(self, trans):
+        prot = THeaderProtocolFactory.getProtocol(self, trans)
+        if self._zlib:
+            prot.trans.add_transform(THeaderTransformID.ZLIB)
+        return prot
+
+
+class _AnnouncingServerSocket(TSocket.TServerSocket):
+    """TServerSocket that prints `listening <port>` once it listens."""
+
+    def listen(self):
+        TSocket.TServerSocket.listen(self)
+        port = self.handle.getsockname()[1]
+        sys.stdout.write("listening %d\n" % port)
+        sys.stdout.flush()
+
+
+def plain_protocol_factory(args):
+    if args.protocol == "binary":
+        if args.accelerated:
+            return TBinaryProtocolAcceleratedFactory()
+        return TBinaryProtocolFactory()  # strictRead=False, strictWrite=True
+    if args.accelerated:
+        return TCompactProtocolAcceleratedFactory()
+    return TCompactProtocolFactory()
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(EXIT_OK)
+
+
+def _setup_logging():
+    # The stock servers/sockets log through `logging`; send it to stderr.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def mode_tcp_serve(args):
+    _setup_logging()
+    handler = TcpHandler(args.headers)
+    processor = C.Processor(handler)
+    if args.multiplexed is not None:
+        mux = TMultiplexedProcessor()
+        mux.registerProcessor(args.multiplexed, processor)
+        processor = mux
+    processor = _ConnectionProcessor(processor, handler)
+
+    if args.framing == "header":
+        # THeaderTransport does its own framing (and detects framed/unframed
+        # non-THeader clients), so it goes straight onto the socket.
+        transport_factory = TTransportFactoryBase()
+        protocol_factory = _HeaderProtocolFactory(
+            ALL_CLIENT_TYPES, header_subprotocol(args), args.zlib)
+    else:
+        if args.framing == "framed":
+            transport_factory = TFramedTransportFactory()
+        else:
+            transport_factory = TBufferedTransportFactory()
+        protocol_factory = plain_protocol_factory(args)
+
+    server_socket = _AnnouncingServerSocket(host=args.host, port=args.port)
+    server = TServer.TThreadedServer(processor, server_socket,
+                                     transport_factory, protocol_factory,
+                                     daemon=True)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    try:
+        server.serve()  # listen() (prints the port), then accept forever
+    except OSError as e:
+        sys.stderr.write("error: %s: %s\n" % describe(e))
+        sys.stderr.flush()
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _tcp_echo_value(args):
+    value = build_samples()[args.sample]
+    if args.i32v is not None:
+        value.i32v = args.i32v
+    if args.str_value is not None:
+        value.str = args.str_value
+    return value
+
+
+def _call_nosuch(client, prot):
+    """A CALL `nosuch` with an empty args struct; reads the reply message."""
+    prot.writeMessageBegin("nosuch", TMessageType.CALL, client._seqid)
+    prot.writeStructBegin("nosuch_args")
+    prot.writeFieldStop()
+    prot.writeStructEnd()
+    prot.writeMessageEnd()
+    prot.trans.flush()
+    _name, mtype, _seqid = prot.readMessageBegin()
+    if mtype == TMessageType.EXCEPTION:
+        x = TApplicationException()
+        x.read(prot)
+        prot.readMessageEnd()
+        raise x
+    prot.skip(TType.STRUCT)
+    prot.readMessageEnd()
+    raise ValueError("nosuch: expected an EXCEPTION reply, got message type %d"
+                     % mtype)
+
+
+def _emit(report):
     out = sys.stdout.buffer
     out.write(json.dumps(report).encode("utf-8") + b"\n")
     out.flush()
+
+
+def mode_tcp_call(args):
+    _setup_logging()
+    sock = TSocket.TSocket(args.host, args.port)
+    sock.setTimeout(CLIENT_TIMEOUT_MS)
+    # Unframed: the generated client would otherwise write field by field.
+    base = TBufferedTransport(sock) if args.framing == "unframed" else sock
+    prot, htrans = message_stack(args, base, (THeaderClientType.HEADERS,))
+    if args.multiplexed is not None:
+        prot = TMultiplexedProtocol(prot, args.multiplexed)
+    begins = _record_message_begins(prot)
+    client = C.Client(prot)
+    if args.seqid is not None:
+        client._seqid = args.seqid
+
+    try:
+        sock.open()
+    except Exception as e:
+        name, msg = describe(e)
+        _emit({"kind": "error", "class": name, "message": msg})
+        return EXIT_FAILURE
+
+    value = _tcp_echo_value(args) if args.method == "echo" else None
+
+    def one_call():
+        if args.method == "echo":
+            return {"kind": "result", "value": binary_hex(client.echo(value))}
+        if args.method == "ping":
+            client.ping()
+        elif args.method == "notify":
+            client.notify("hello")  # oneway: returns once the request is sent
+        else:
+            _call_nosuch(client, prot)
+        return {"kind": "void"}
+
+    try:
+        for _ in range(args.count):
+            del begins[:]
+            if htrans is not None:
+                htrans.get_headers().clear()  # no stale reply headers
+                for key, val in args.headers:  # written headers clear on flush
+                    htrans.set_header(key, val)
+            report = _read_reply_report(one_call, begins, htrans)
+            _emit(report)
+            if report["kind"] == "error":
+                break  # the connection is out of step (or gone): stop here
+    finally:
+        sock.close()
     return EXIT_OK
 
 
@@ -638,6 +927,8 @@ MODES = {
     "serve": mode_serve,
     "call": mode_call,
     "read-reply": mode_read_reply,
+    "tcp-serve": mode_tcp_serve,
+    "tcp-call": mode_tcp_call,
 }
 
 

@@ -1,0 +1,377 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Trellis.Thrift;
+using Trellis.Thrift.Buffers;
+
+namespace Trellis.Rpc;
+
+/// <summary>
+/// One client connection: detects framing and protocol from the first bytes, cuts frames, starts each call
+/// without waiting for the previous one, and writes replies (same framing, protocol and seqid) as calls finish.
+/// </summary>
+/// <remarks>
+/// A frame that is not valid Thrift, or exceeds a limit, closes the connection (the stream cannot be trusted
+/// any more); a frame that is valid Thrift but wrong (unknown method, bad message type, bad arguments) gets a
+/// TApplicationException with its seqid, and the connection goes on.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "CloseAsync releases everything; RunAsync always ends in it")]
+internal sealed partial class ServerConnection
+{
+    private readonly ThriftServer _server;
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _reader;
+    private readonly PipeWriter _writer;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly PooledBufferWriter _replyBuffer = new(4096);
+    private readonly CancellationTokenSource _closed = new();
+    private readonly string _peer;
+    private ThriftEncoding _encoding;
+    private int _callsInFlight;
+
+    public ServerConnection(ThriftServer server, Socket socket, string peer)
+    {
+        _server = server;
+        _socket = socket;
+        _peer = peer;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
+    }
+
+    private ILogger Logger => _server.Logger;
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        var options = _server.Options;
+        using var readTimeout = new CancellationTokenSource();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token, readTimeout.Token);
+        try
+        {
+            if (!await DetectAsync(readTimeout, linked.Token).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            using var decoder = new ThriftFrameDecoder(_encoding, options.Limits, options.StrictRead);
+            while (true)
+            {
+                readTimeout.TryReset();
+                var result = await ReadWithTimeoutAsync(readTimeout, linked.Token).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                try
+                {
+                    while (decoder.TryReadFrame(ref buffer, out var frame))
+                    {
+                        HandleFrame(frame);
+                    }
+                }
+                catch (TException e) when (e is TProtocolException or TApplicationException)
+                {
+                    LogBadFrame(Logger, _peer, e.Message);
+                    return;
+                }
+
+                _framePending = !buffer.IsEmpty;
+                _reader.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (readTimeout.IsCancellationRequested && !_closed.IsCancellationRequested)
+        {
+            LogTimeout(Logger, _peer, _framePending ? "a frame was not completed in time" : "idle");
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            // the peer went away, or the server is closing the connection
+        }
+        finally
+        {
+            await CloseAsync().ConfigureAwait(false);
+        }
+    }
+
+    private bool _framePending;
+
+    private async ValueTask<ReadResult> ReadWithTimeoutAsync(CancellationTokenSource timeout, CancellationToken token)
+    {
+        var options = _server.Options;
+        // a started frame must complete within the frame deadline; an idle connection (nothing in flight) within the idle timeout
+        if (_framePending)
+        {
+            timeout.CancelAfter(options.FrameReadTimeout);
+        }
+        else if (Volatile.Read(ref _callsInFlight) == 0)
+        {
+            timeout.CancelAfter(options.IdleTimeout);
+        }
+
+        return await _reader.ReadAsync(token).ConfigureAwait(false);
+    }
+
+    private async Task<bool> DetectAsync(CancellationTokenSource timeout, CancellationToken token)
+    {
+        timeout.CancelAfter(_server.Options.FrameReadTimeout);
+        while (true)
+        {
+            var result = await _reader.ReadAsync(token).ConfigureAwait(false);
+            var status = ThriftEncodingDetector.Detect(result.Buffer, out _encoding, out var reason, _server.Options.Limits);
+            switch (status)
+            {
+                case ThriftDetectStatus.Detected:
+                    _reader.AdvanceTo(result.Buffer.Start);
+                    return true;
+                case ThriftDetectStatus.Rejected:
+                    LogNotThrift(Logger, _peer, reason!);
+                    return false;
+                default:
+                    if (result.IsCompleted)
+                    {
+                        return false;
+                    }
+
+                    _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                    break;
+            }
+        }
+    }
+
+    private void HandleFrame(in ThriftFrame frame)
+    {
+        var header = ThriftMessages.ReadHeader(frame, _server.Options.Limits, _server.Options.StrictRead);
+        var protocol = frame.Protocol;
+        var headerInfo = frame.Header;
+        if (header.Type is not (TMessageType.Call or TMessageType.Oneway))
+        {
+            Fail(header, headerInfo, protocol, TApplicationExceptionType.InvalidMessageType,
+                $"message type {(int)header.Type} is not a call; a server takes CALL and ONEWAY");
+            return;
+        }
+
+        if (!MultiplexedName.TryParse(header.Name, out var service, out var method, out var nameError))
+        {
+            Fail(header, headerInfo, protocol, TApplicationExceptionType.UnknownMethod, nameError!);
+            return;
+        }
+
+        var dispatcher = _server.FindService(service);
+        if (dispatcher is null || !dispatcher.TryGetInvoker(method, out var invoker))
+        {
+            var what = dispatcher is null
+                ? service is null ? "no default service: call as service:method" : $"unknown service '{MultiplexedName.ForEcho(service)}'"
+                : $"unknown method '{MultiplexedName.ForEcho(method)}' of service {dispatcher.ServiceName}";
+            Fail(header, headerInfo, protocol, TApplicationExceptionType.UnknownMethod, what);
+            return;
+        }
+
+        var arguments = invoker.CreateArguments();
+        try
+        {
+            ThriftMessages.Read(frame, arguments, out _, _server.Options.Limits, _server.Options.StrictRead);
+        }
+        catch (TProtocolException e)
+        {
+            // the frame is consumed whole, so the stream is still in step: answer and go on
+            Fail(header, headerInfo, protocol, TApplicationExceptionType.ProtocolError, $"bad arguments for {method}: {e.Message}");
+            return;
+        }
+
+        if (!_server.TryEnterCall())
+        {
+            Fail(header, headerInfo, protocol, RpcErrors.Overloaded(_server.Options.MaxConcurrentCalls));
+            return;
+        }
+
+        var context = new RpcContext(service ?? dispatcher.ServiceName, method, header.Type)
+        {
+            Method = invoker.Method,
+            SeqId = header.SeqId,
+            Peer = _peer,
+        };
+        if (headerInfo is not null)
+        {
+            foreach (var (key, value) in headerInfo.Headers)
+            {
+                context.RequestHeaders[key] = value;
+            }
+
+            if (RpcHeaders.TryGetTimeout(headerInfo, out var timeout))
+            {
+                context.Deadline = DateTimeOffset.UtcNow + timeout;
+            }
+        }
+
+        context.Items[ThriftServer.Invocation.Key] = new ThriftServer.Invocation(invoker, arguments);
+        var reply = new ReplyShape(header, protocol, headerInfo is null ? null : new ReplyHeaderShape(headerInfo.Flags, headerInfo.Transforms.Count > 0));
+        Interlocked.Increment(ref _callsInFlight);
+        _ = RunCallAsync(context, reply);
+    }
+
+    private readonly record struct ReplyHeaderShape(ushort Flags, bool Zlib);
+
+    private readonly record struct ReplyShape(TMessageHeader Request, ThriftProtocol Protocol, ReplyHeaderShape? Header);
+
+    private async Task RunCallAsync(RpcContext context, ReplyShape shape)
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_server.AbortCalls, _closed.Token);
+        if (context.Deadline is { } deadline)
+        {
+            var left = deadline - DateTimeOffset.UtcNow;
+            cancel.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+        }
+
+        context.CancellationToken = cancel.Token;
+        IThriftWritable? reply;
+        TMessageType type;
+        try
+        {
+            await _server.Pipeline(context).ConfigureAwait(false);
+            reply = context.Reply;
+            type = TMessageType.Reply;
+        }
+        catch (Exception e)
+        {
+            reply = e switch
+            {
+                TApplicationException app => app,
+                OperationCanceledException when _server.AbortCalls.IsCancellationRequested => RpcErrors.ShuttingDown(),
+                OperationCanceledException when context.Deadline is not null => RpcErrors.DeadlineExceeded(context.MethodName),
+                _ => new TApplicationException(TApplicationExceptionType.InternalError, $"{context.MethodName} failed: {e.GetType().Name}: {e.Message}"),
+            };
+            type = TMessageType.Exception;
+            if (e is not TApplicationException)
+            {
+                LogHandlerFailed(Logger, e, context.FullName);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _callsInFlight);
+        }
+
+        try
+        {
+            if (!context.IsOneway && reply is not null)
+            {
+                await WriteAsync(new TMessageHeader(context.MethodName, type, context.SeqId), shape, reply, context).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _server.ExitCall();
+        }
+    }
+
+    private void Fail(in TMessageHeader request, THeaderInfo? info, ThriftProtocol protocol, TApplicationExceptionType type, string message) =>
+        Fail(request, info, protocol, new TApplicationException(type, message));
+
+    private void Fail(in TMessageHeader request, THeaderInfo? info, ThriftProtocol protocol, TApplicationException error)
+    {
+        if (request.Type == TMessageType.Oneway)
+        {
+            return; // nobody listens for a oneway's reply
+        }
+
+        var shape = new ReplyShape(request, protocol, info is null ? null : new ReplyHeaderShape(info.Flags, info.Transforms.Count > 0));
+        _ = WriteAsync(new TMessageHeader(request.Name, TMessageType.Exception, request.SeqId), shape, error, context: null);
+    }
+
+    private async Task WriteAsync(TMessageHeader header, ReplyShape shape, IThriftWritable body, RpcContext? context)
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_closed.IsCancellationRequested)
+            {
+                return;
+            }
+
+            _replyBuffer.Clear();
+            THeaderInfo? info = null;
+            if (shape.Header is { } h)
+            {
+                info = new THeaderInfo { Flags = h.Flags };
+                if (h.Zlib)
+                {
+                    info.Transforms.Add(THeaderTransform.Zlib);
+                }
+
+                if (context is { ResponseHeaders.Count: > 0 })
+                {
+                    foreach (var (key, value) in context.ResponseHeaders)
+                    {
+                        info.Add(key, value);
+                    }
+                }
+            }
+
+            var encoding = new ThriftEncoding(_encoding.Framing, shape.Protocol);
+            try
+            {
+                ThriftMessages.Write(_replyBuffer, encoding, header, body, info, _server.Options.Limits);
+            }
+            catch (TException e)
+            {
+                // the reply itself is too big or unwritable: tell the caller instead
+                _replyBuffer.Clear();
+                ThriftMessages.Write(_replyBuffer, encoding, header with { Type = TMessageType.Exception },
+                    new TApplicationException(TApplicationExceptionType.InternalError, $"reply not sent: {e.Message}"), info, _server.Options.Limits);
+            }
+
+            _writer.Write(_replyBuffer.WrittenSpan);
+            await _writer.FlushAsync(_closed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // the client went away; its calls' results have nowhere to go
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public async Task CloseAsync()
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _closed.CancelAsync().ConfigureAwait(false);
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await _writer.CompleteAsync().ConfigureAwait(false);
+            await _reader.CompleteAsync().ConfigureAwait(false);
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            // already closed by the peer
+        }
+        finally
+        {
+            _stream.Dispose();
+            _replyBuffer.Dispose();
+            _writeLock.Release();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: not Thrift ({Reason})")]
+    private static partial void LogNotThrift(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: {Reason}")]
+    private static partial void LogBadFrame(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "closing {Peer}: {Reason}")]
+    private static partial void LogTimeout(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Method} failed")]
+    private static partial void LogHandlerFailed(ILogger logger, Exception exception, string method);
+}
