@@ -68,10 +68,12 @@ internal sealed class EchoService : Echo.Echo.IAsync, Other.IAsync
 internal static class Servers
 {
     public static async Task<(ThriftServer Server, EchoService Service)> StartAsync(Action<ThriftServerOptions>? configure = null,
-        int maxConcurrentCalls = 4096, TimeSpan? frameReadTimeout = null, TimeSpan? idleTimeout = null, string? unixPath = null, bool withOther = true)
+        int maxConcurrentCalls = 4096, TimeSpan? frameReadTimeout = null, TimeSpan? idleTimeout = null, string? unixPath = null, bool withOther = true,
+        ThriftLimits? limits = null)
     {
         var options = new ThriftServerOptions
         {
+            Limits = limits ?? ThriftLimits.Default,
             MaxConcurrentCalls = maxConcurrentCalls,
             FrameReadTimeout = frameReadTimeout ?? TimeSpan.FromSeconds(10),
             IdleTimeout = idleTimeout ?? TimeSpan.FromMinutes(5),

@@ -46,11 +46,13 @@ internal sealed partial class ServerConnection
     public async Task RunAsync(CancellationToken stopping)
     {
         var options = _server.Options;
+        // one timeout source, reset for every read (a linked source would lose its link on reset);
+        // closing wakes a pending read through CancelPendingRead instead
         using var readTimeout = new CancellationTokenSource();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token, readTimeout.Token);
+        using var onClose = _closed.Token.Register(static r => ((PipeReader)r!).CancelPendingRead(), _reader);
         try
         {
-            if (!await DetectAsync(readTimeout, linked.Token).ConfigureAwait(false))
+            if (!await DetectAsync(readTimeout, readTimeout.Token).ConfigureAwait(false))
             {
                 return;
             }
@@ -59,7 +61,12 @@ internal sealed partial class ServerConnection
             while (true)
             {
                 readTimeout.TryReset();
-                var result = await ReadWithTimeoutAsync(readTimeout, linked.Token).ConfigureAwait(false);
+                var result = await ReadWithTimeoutAsync(readTimeout, readTimeout.Token).ConfigureAwait(false);
+                if (result.IsCanceled)
+                {
+                    return; // closing
+                }
+
                 var buffer = result.Buffer;
                 try
                 {
@@ -120,6 +127,11 @@ internal sealed partial class ServerConnection
         while (true)
         {
             var result = await _reader.ReadAsync(token).ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                return false;
+            }
+
             var status = ThriftEncodingDetector.Detect(result.Buffer, out _encoding, out var reason, _server.Options.Limits);
             switch (status)
             {
