@@ -1,0 +1,130 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Trellis.Rpc.Registry;
+
+/// <summary>
+/// What a service instance publishes about itself: where it listens and how to talk to it. Stored as JSON
+/// at <c>/trellis/{product}/services/{service}/instances/{instanceId}</c> (ZooKeeper) or in the local
+/// registry's directory of the same shape.
+/// </summary>
+public sealed record ServiceInstance
+{
+    public required string Product { get; init; }
+    public required string Service { get; init; }
+    public required string InstanceId { get; init; }
+    public string? Host { get; init; }
+    public int Port { get; init; }
+    /// <summary>A Unix socket path, for callers on the same machine.</summary>
+    public string? Uds { get; init; }
+    public string Zone { get; init; } = "";
+    public int Weight { get; init; } = 100;
+    /// <summary><c>binary</c> or <c>compact</c>.</summary>
+    public string Protocol { get; init; } = "binary";
+    /// <summary><c>framed</c>, <c>unframed</c> or <c>header</c>.</summary>
+    public string Framing { get; init; } = "framed";
+    /// <summary>The instance takes <c>service:method</c> names (and answers many calls per connection).</summary>
+    public bool Multiplexed { get; init; } = true;
+    public int MaxConcurrency { get; init; }
+    public string Version { get; init; } = "";
+    public IReadOnlyDictionary<string, string> Tags { get; init; } = new Dictionary<string, string>();
+    public int Pid { get; init; }
+    public DateTimeOffset StartedAt { get; init; }
+    /// <summary>Stopping: serve what arrives, but send nothing new.</summary>
+    public bool Draining { get; init; }
+
+    /// <summary>The endpoint a caller uses (the Unix socket when asked for and present, else TCP).</summary>
+    public RpcEndpoint Endpoint(bool preferUnixSocket = false) =>
+        preferUnixSocket && Uds is not null ? RpcEndpoint.Unix(Uds)
+        : Host is not null ? RpcEndpoint.Tcp(Host, Port)
+        : Uds is not null ? RpcEndpoint.Unix(Uds)
+        : throw new InvalidOperationException($"instance {InstanceId} has neither host nor uds");
+
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, RegistryJson.Default.ServiceInstance);
+
+    /// <summary>Parses a record; null (never an exception) for a record that is not valid.</summary>
+    public static ServiceInstance? TryParse(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            var instance = JsonSerializer.Deserialize(json, RegistryJson.Default.ServiceInstance);
+            return instance is not null && instance.Validate() is null ? instance : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>What is wrong with this record, or null.</summary>
+    public string? Validate()
+    {
+        if (!RegistryPaths.IsName(Product) || !RegistryPaths.IsName(Service) || !RegistryPaths.IsName(InstanceId))
+        {
+            return "product, service and instance id must be non-empty names without '/'";
+        }
+
+        if (Host is null && Uds is null)
+        {
+            return "an instance needs a host and port, or a uds path";
+        }
+
+        if (Host is not null && Port is <= 0 or > 65535)
+        {
+            return $"port {Port} is out of range";
+        }
+
+        if (Protocol is not ("binary" or "compact") || Framing is not ("framed" or "unframed" or "header"))
+        {
+            return $"unknown protocol/framing {Protocol}/{Framing}";
+        }
+
+        return Weight < 0 ? "weight must not be negative" : null;
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ServiceInstance))]
+internal sealed partial class RegistryJson : JsonSerializerContext;
+
+/// <summary>The registry's paths, the same for ZooKeeper and the local registry.</summary>
+public static class RegistryPaths
+{
+    public const string Root = "/trellis";
+
+    public static string Instances(string product, string service) => $"{Root}/{product}/services/{service}/instances";
+
+    public static string Instance(string product, string service, string instanceId) => $"{Instances(product, service)}/{instanceId}";
+
+    public static bool IsName(string? name) =>
+        !string.IsNullOrWhiteSpace(name) && !name.Contains('/', StringComparison.Ordinal) && name is not ("." or "..") && name.Length <= 255;
+}
+
+/// <summary>A registered instance; dispose (or <see cref="DeregisterAsync"/>) to withdraw it.</summary>
+public interface IRegistration : IAsyncDisposable
+{
+    ServiceInstance Instance { get; }
+
+    /// <summary>Replaces the published record (e.g. to mark it draining).</summary>
+    Task UpdateAsync(ServiceInstance instance, CancellationToken cancellationToken = default);
+
+    /// <summary>Withdraws the instance: consumers stop seeing it.</summary>
+    Task DeregisterAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>The instances of one service, as the registry knows them now, and every change after.</summary>
+public interface IServiceWatch : IAsyncDisposable
+{
+    IReadOnlyList<ServiceInstance> Instances { get; }
+
+    /// <summary>Raised with the full new list after each change.</summary>
+    event Action<IReadOnlyList<ServiceInstance>>? Changed;
+}
+
+/// <summary>Where instances register and where callers find them.</summary>
+public interface IServiceRegistry : IAsyncDisposable
+{
+    Task<IRegistration> RegisterAsync(ServiceInstance instance, CancellationToken cancellationToken = default);
+
+    Task<IServiceWatch> WatchAsync(string product, string service, CancellationToken cancellationToken = default);
+}
