@@ -1,0 +1,94 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Trellis.Hosting;
+
+/// <summary>
+/// The <c>Trellis</c> configuration section (appsettings.json, environment variables such as
+/// <c>Trellis__ZooKeeper__ConnectString</c>, command-line <c>--Trellis:Product=…</c>, or rpc_proxy's config.ini keys).
+/// </summary>
+public sealed class TrellisOptions
+{
+    public const string Section = "Trellis";
+
+    /// <summary>The product namespace services register under and callers look in.</summary>
+    public string Product { get; set; } = "";
+
+    /// <summary><c>zookeeper</c>, <c>local</c>, or <c>auto</c> (ZooKeeper when a connect string is set).</summary>
+    public string Registry { get; set; } = "auto";
+
+    public ZooKeeperSection ZooKeeper { get; set; } = new();
+
+    /// <summary>The local registry's directory (default: <c>$XDG_RUNTIME_DIR/trellis</c>).</summary>
+    public string? LocalRegistryPath { get; set; }
+
+    public ServerSection Server { get; set; } = new();
+
+    /// <summary>rpc_proxy's <c>proxy_address</c>: the local proxy (a Unix socket path or host:port) clients call through.</summary>
+    public string? ProxyAddress { get; set; }
+
+    /// <summary>Named clients: <c>Trellis:Clients:{name}:Endpoint</c> and so on.</summary>
+    public Dictionary<string, ClientSection> Clients { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>rpc_proxy's <c>service</c>, <c>back_address</c> and <c>worker_pool_size</c> (for the balancer).</summary>
+    public string? Service { get; set; }
+
+    public string? BackAddress { get; set; }
+
+    public int WorkerPoolSize { get; set; } = 1;
+
+    public bool Verbose { get; set; }
+
+    public sealed class ZooKeeperSection
+    {
+        public string? ConnectString { get; set; }
+
+        [Range(1, 600)]
+        public int SessionTimeoutSeconds { get; set; } = 10;
+    }
+
+    public sealed class ServerSection
+    {
+        /// <summary>Endpoints to listen on: <c>tcp://0.0.0.0:5555</c>, <c>unix:///run/trellis/echo.sock</c>.</summary>
+        public List<string> Listen { get; set; } = [];
+
+        /// <summary>rpc_proxy's <c>front_port</c>: listen on all interfaces at this port (added to <see cref="Listen"/>).</summary>
+        public int? Port { get; set; }
+
+        /// <summary>rpc_proxy's <c>front_host</c>: the address to publish.</summary>
+        public string? AdvertisedHost { get; set; }
+
+        /// <summary>rpc_proxy's <c>ip_prefix</c>: publish the local IPv4 address starting with this.</summary>
+        public string? IpPrefix { get; set; }
+
+        public string? InstanceId { get; set; }
+        public string Zone { get; set; } = "";
+
+        [Range(0, 100_000)]
+        public int Weight { get; set; } = 100;
+
+        [Range(1, 1_000_000)]
+        public int MaxConcurrentCalls { get; set; } = 4096;
+
+        public double DeregisterDelaySeconds { get; set; } = 2;
+        public double DrainTimeoutSeconds { get; set; } = 10;
+    }
+
+    public sealed class ClientSection
+    {
+        /// <summary>Where to call: a service instance or a proxy (<c>tcp://…</c>, <c>unix://…</c>). Default: <see cref="ProxyAddress"/>.</summary>
+        public string? Endpoint { get; set; }
+
+        /// <summary><c>framed</c> (default), <c>unframed</c> or <c>header</c>.</summary>
+        public string Framing { get; set; } = "framed";
+
+        /// <summary><c>binary</c> (default) or <c>compact</c>.</summary>
+        public string Protocol { get; set; } = "binary";
+
+        public bool Multiplexed { get; set; } = true;
+
+        /// <summary>True when the peer is a Trellis server or proxy (many calls per connection).</summary>
+        public bool PeerMultiplexesCalls { get; set; } = true;
+
+        public double TimeoutSeconds { get; set; } = 30;
+    }
+}

@@ -1,0 +1,93 @@
+using Microsoft.Extensions.Options;
+using Trellis.Rpc;
+using Trellis.Rpc.Registry;
+
+namespace Trellis.Hosting;
+
+/// <summary>Checks the configuration at start, and says exactly what is wrong.</summary>
+internal sealed class TrellisOptionsValidator : IValidateOptions<TrellisOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TrellisOptions options)
+    {
+        var errors = new List<string>();
+        if (!RegistryPaths.IsName(options.Product))
+        {
+            errors.Add($"Trellis:Product (rpc_proxy 'product') must be a name without '/', got '{options.Product}'");
+        }
+
+        if (options.Registry is not ("auto" or "zookeeper" or "local"))
+        {
+            errors.Add($"Trellis:Registry must be auto, zookeeper or local, got '{options.Registry}'");
+        }
+
+        if (options.Registry == "zookeeper" && string.IsNullOrWhiteSpace(options.ZooKeeper.ConnectString))
+        {
+            errors.Add("Trellis:Registry is zookeeper but Trellis:ZooKeeper:ConnectString (rpc_proxy 'zk') is empty");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.ZooKeeper.ConnectString))
+        {
+            try
+            {
+                ZooKeeper.ConnectString.Parse(options.ZooKeeper.ConnectString);
+            }
+            catch (ArgumentException e)
+            {
+                errors.Add($"Trellis:ZooKeeper:ConnectString: {e.Message}");
+            }
+        }
+
+        if (options.ZooKeeper.SessionTimeoutSeconds is < 1 or > 600)
+        {
+            errors.Add($"Trellis:ZooKeeper:SessionTimeoutSeconds must be 1..600, got {options.ZooKeeper.SessionTimeoutSeconds}");
+        }
+
+        foreach (var endpoint in options.Server.Listen)
+        {
+            try
+            {
+                RpcEndpoint.Parse(endpoint);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException)
+            {
+                errors.Add($"Trellis:Server:Listen: {e.Message}");
+            }
+        }
+
+        if (options.Server.Port is < 0 or > 65535)
+        {
+            errors.Add($"Trellis:Server:Port (rpc_proxy 'front_port') must be 0..65535, got {options.Server.Port}");
+        }
+
+        if (options.Server.MaxConcurrentCalls < 1 || options.Server.DrainTimeoutSeconds < 0 || options.Server.DeregisterDelaySeconds < 0)
+        {
+            errors.Add("Trellis:Server: MaxConcurrentCalls must be positive, DrainTimeoutSeconds and DeregisterDelaySeconds not negative");
+        }
+
+        foreach (var (client, section) in options.Clients)
+        {
+            var endpoint = section.Endpoint ?? options.ProxyAddress;
+            if (string.IsNullOrWhiteSpace(endpoint))
+            {
+                errors.Add($"Trellis:Clients:{client}: no Endpoint, and no Trellis:ProxyAddress (rpc_proxy 'proxy_address') to fall back on");
+                continue;
+            }
+
+            try
+            {
+                RpcEndpoint.Parse(endpoint);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException)
+            {
+                errors.Add($"Trellis:Clients:{client}:Endpoint: {e.Message}");
+            }
+
+            if (section.Framing is not ("framed" or "unframed" or "header") || section.Protocol is not ("binary" or "compact"))
+            {
+                errors.Add($"Trellis:Clients:{client}: Framing must be framed/unframed/header and Protocol binary/compact");
+            }
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

@@ -1,0 +1,104 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Trellis.Hosting;
+using Trellis.Rpc;
+using Trellis.Rpc.Registry;
+using Trellis.Thrift;
+using Trellis.Thrift.Services;
+using Trellis.ZooKeeper;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Trellis in a Microsoft.Extensions.Hosting application.</summary>
+public static class TrellisServiceCollectionExtensions
+{
+    /// <summary>
+    /// Binds <see cref="TrellisOptions"/> from the <c>Trellis</c> section, validated when the host starts.
+    /// Safe to call more than once.
+    /// </summary>
+    public static IServiceCollection AddTrellis(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<TrellisOptions>().Bind(configuration.GetSection(TrellisOptions.Section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TrellisOptions>, TrellisOptionsValidator>());
+        services.TryAddSingleton<IServiceRegistry>(sp => CreateRegistry(sp));
+        return services;
+    }
+
+    /// <summary>
+    /// Serves Thrift services: listens on <c>Trellis:Server:Listen</c> (or rpc_proxy's <c>front_port</c>), registers every
+    /// service after the listener is up, and on shutdown deregisters, waits, drains and closes.
+    /// </summary>
+    /// <param name="services">The application's services.</param>
+    /// <param name="configuration">The configuration holding the <c>Trellis</c> section.</param>
+    /// <param name="dispatchers">The generated dispatchers, e.g. <c>sp => new Echo.Dispatcher(sp.GetRequiredService&lt;EchoService&gt;())</c>.</param>
+    public static IServiceCollection AddTrellisServer(this IServiceCollection services, IConfiguration configuration,
+        params Func<IServiceProvider, ThriftServiceDispatcher>[] dispatchers)
+    {
+        ArgumentNullException.ThrowIfNull(dispatchers);
+        if (dispatchers.Length == 0)
+        {
+            throw new ArgumentException("give at least one service dispatcher", nameof(dispatchers));
+        }
+
+        services.AddTrellis(configuration);
+        services.AddSingleton<IHostedService>(sp => new TrellisServerHostedService(sp, dispatchers));
+        return services;
+    }
+
+    /// <summary>
+    /// Registers a generated client (<typeparamref name="TClient"/>) over a channel configured by <c>Trellis:Clients:{name}</c>
+    /// (default endpoint: <c>Trellis:ProxyAddress</c>, the local proxy).
+    /// </summary>
+    public static IServiceCollection AddTrellisClient<TClient>(this IServiceCollection services, IConfiguration configuration, string name,
+        Func<IThriftChannel, TClient> create)
+        where TClient : class
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(create);
+        services.AddTrellis(configuration);
+        services.AddKeyedSingleton<ThriftChannel>(name, (sp, _) =>
+        {
+            var options = sp.GetRequiredService<IOptions<TrellisOptions>>().Value;
+            var section = options.Clients.GetValueOrDefault(name) ?? new TrellisOptions.ClientSection();
+            var endpoint = section.Endpoint ?? options.ProxyAddress
+                ?? throw new InvalidOperationException($"client {name}: set Trellis:Clients:{name}:Endpoint or Trellis:ProxyAddress");
+            return new ThriftChannel(new ThriftChannelOptions
+            {
+                Endpoint = RpcEndpoint.Parse(endpoint),
+                Encoding = new ThriftEncoding(
+                    section.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
+                    section.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary),
+                Multiplexed = section.Multiplexed,
+                PeerMultiplexesCalls = section.PeerMultiplexesCalls,
+                DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
+                Logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name),
+            });
+        });
+        services.AddSingleton(sp => create(sp.GetRequiredKeyedService<ThriftChannel>(name)));
+        return services;
+    }
+
+    private static IServiceRegistry CreateRegistry(IServiceProvider sp)
+    {
+        var options = sp.GetRequiredService<IOptions<TrellisOptions>>().Value;
+        var logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Registry");
+        var useZooKeeper = options.Registry == "zookeeper" || (options.Registry == "auto" && !string.IsNullOrWhiteSpace(options.ZooKeeper.ConnectString));
+        if (!useZooKeeper)
+        {
+            return new LocalRegistry(options.LocalRegistryPath, logger: logger);
+        }
+
+        var zk = new ZooKeeperOptions
+        {
+            ConnectString = options.ZooKeeper.ConnectString!,
+            SessionTimeout = TimeSpan.FromSeconds(options.ZooKeeper.SessionTimeoutSeconds),
+            Logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.ZooKeeper"),
+        };
+        return ZooKeeperRegistry.ConnectAsync(zk).GetAwaiter().GetResult();
+    }
+}

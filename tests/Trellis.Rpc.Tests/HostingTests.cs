@@ -1,0 +1,145 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Trellis.Hosting;
+using Trellis.Rpc.Registry;
+
+namespace Trellis.Rpc.Tests;
+
+public sealed class HostingTests : IDisposable
+{
+    private readonly string _registry = Path.Combine(Path.GetTempPath(), "trellis-host-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_registry))
+        {
+            Directory.Delete(_registry, recursive: true);
+        }
+    }
+
+    private static IHost Build(Dictionary<string, string?> settings, Action<IServiceCollection, IConfiguration> configure)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(settings);
+        configure(builder.Services, builder.Configuration);
+        return builder.Build();
+    }
+
+    [Fact]
+    public async Task AHostedServer_ListensRegistersAndServes_FromConfiguration()
+    {
+        using var host = Build(new()
+        {
+            ["Trellis:Product"] = "demo",
+            ["Trellis:Registry"] = "local",
+            ["Trellis:LocalRegistryPath"] = _registry,
+            ["Trellis:Server:Listen:0"] = "tcp://127.0.0.1:0",
+            ["Trellis:Server:AdvertisedHost"] = "127.0.0.1",
+            ["Trellis:Server:DeregisterDelaySeconds"] = "0",
+        }, (services, configuration) =>
+        {
+            services.AddSingleton<EchoService>();
+            services.AddTrellisServer(configuration, sp => new Echo.Echo.Dispatcher(sp.GetRequiredService<EchoService>()));
+        });
+        await host.StartAsync();
+        var registry = host.Services.GetRequiredService<IServiceRegistry>();
+        await using var watch = await registry.WatchAsync("demo", "Echo");
+        await Wait.UntilAsync(() => watch.Instances.Count == 1);
+        var instance = watch.Instances[0];
+        Assert.Equal("127.0.0.1", instance.Host);
+
+        // a client registered the same way, pointed at the instance
+        using var clientHost = Build(new()
+        {
+            ["Trellis:Product"] = "demo",
+            ["Trellis:Registry"] = "local",
+            ["Trellis:LocalRegistryPath"] = _registry,
+            ["Trellis:Clients:echo:Endpoint"] = instance.Endpoint().ToString(),
+        }, (services, configuration) => services.AddTrellisClient(configuration, "echo", channel => new Echo.Echo.Client(channel)));
+        var client = clientHost.Services.GetRequiredService<Echo.Echo.Client>();
+        Assert.Equal("through the host", await client.EchoAsync("through the host"));
+
+        await host.StopAsync();
+        await Wait.UntilAsync(() => watch.Instances.Count == 0);
+    }
+
+    [Fact]
+    public void RpcProxyConfigIni_MapsOntoTheTrellisSection()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"config-{Guid.NewGuid():N}.ini");
+        File.WriteAllText(file, """
+            # an rpc_proxy deployment's file, unchanged
+            zk=10.0.0.1:2181,10.0.0.2:2181
+            product=online_shop
+            zk_session_timeout=30
+            service=typo
+            front_host=
+            front_port=5555
+            back_address=127.0.0.1:5556
+            ip_prefix=10.
+            worker_pool_size=4
+            proxy_address=/usr/local/rpc_proxy/proxy.sock
+            verbose=1
+            """);
+        try
+        {
+            var configuration = new ConfigurationBuilder().AddInMemoryCollection(RpcProxyIni.Load(file)).Build();
+            var options = configuration.GetSection(TrellisOptions.Section).Get<TrellisOptions>()!;
+            Assert.Equal("10.0.0.1:2181,10.0.0.2:2181", options.ZooKeeper.ConnectString);
+            Assert.Equal("online_shop", options.Product);
+            Assert.Equal(30, options.ZooKeeper.SessionTimeoutSeconds);
+            Assert.Equal("typo", options.Service);
+            Assert.Null(options.Server.AdvertisedHost);
+            Assert.Equal(5555, options.Server.Port);
+            Assert.Equal("127.0.0.1:5556", options.BackAddress);
+            Assert.Equal("10.", options.Server.IpPrefix);
+            Assert.Equal(4, options.WorkerPoolSize);
+            Assert.Equal("/usr/local/rpc_proxy/proxy.sock", options.ProxyAddress);
+            Assert.True(options.Verbose);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Theory]
+    [InlineData("zk 10.0.0.1", "config.ini:1: expected key=value")]
+    [InlineData("zookeeper=x", "config.ini:1: unknown key 'zookeeper'")]
+    [InlineData("front_port=abc", "config.ini:1: front_port must be a whole number")]
+    public void RpcProxyConfigIni_BadLines_SayWhereAndWhat(string line, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => RpcProxyIni.Parse([line]));
+        Assert.StartsWith(expected, error.Message);
+    }
+
+    [Fact]
+    public async Task BadConfiguration_StopsTheStart_WithEveryProblemNamed()
+    {
+        using var host = Build(new()
+        {
+            ["Trellis:Product"] = "a/b",
+            ["Trellis:Registry"] = "zookeeper",
+            ["Trellis:Server:Listen:0"] = "not an endpoint",
+            ["Trellis:Clients:orders:Framing"] = "framed",
+        }, (services, configuration) => services.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(new EchoService())));
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        var text = string.Join("\n", error.Failures);
+        Assert.Contains("Trellis:Product", text);
+        Assert.Contains("ConnectString (rpc_proxy 'zk') is empty", text);
+        Assert.Contains("Trellis:Server:Listen", text);
+        Assert.Contains("Trellis:Clients:orders: no Endpoint", text);
+    }
+
+    [Fact]
+    public void IpPrefix_ChoosesTheLocalAddress_OrSaysWhatThereIs()
+    {
+        Assert.Equal("127.0.0.1", ServiceHost.AdvertisedHost("0.0.0.0", null, "127."));
+        Assert.Equal("10.9.9.9", ServiceHost.AdvertisedHost("0.0.0.0", "10.9.9.9", "127."));
+        Assert.Equal("127.0.0.1", ServiceHost.AdvertisedHost("127.0.0.1", null, null));
+        var error = Assert.Throws<InvalidOperationException>(() => ServiceHost.AdvertisedHost("0.0.0.0", null, "203.0.113."));
+        Assert.Contains("127.0.0.1", error.Message); // lists what there is
+    }
+}
