@@ -67,6 +67,9 @@ internal sealed class ClientConnection : IAsyncDisposable
 
     public bool IsBroken => _broken.Task.IsCompleted;
 
+    /// <summary>Makes the next seqid <paramref name="next"/> (tests of wrap-around).</summary>
+    internal void SeedSeqId(int next) => Volatile.Write(ref _seqId, next - 1);
+
     /// <summary>Calls taken by this connection and not yet given back.</summary>
     public int Active => Volatile.Read(ref _active);
 

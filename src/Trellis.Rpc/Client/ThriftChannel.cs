@@ -243,6 +243,15 @@ public sealed class ThriftChannel : IThriftChannel, IAsyncDisposable
         }
     }
 
+    /// <summary>Makes the next seqid on every open connection <paramref name="next"/> (tests of wrap-around).</summary>
+    internal void SeedSeqIds(int next)
+    {
+        lock (_lock)
+        {
+            _connections.ForEach(c => c.SeedSeqId(next));
+        }
+    }
+
     /// <summary>Open connections (for tests and the admin page).</summary>
     public int ConnectionCount
     {
