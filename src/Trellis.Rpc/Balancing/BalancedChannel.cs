@@ -1,0 +1,251 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using Trellis.Rpc.Registry;
+using Trellis.Thrift;
+using Trellis.Thrift.Services;
+
+namespace Trellis.Rpc.Balancing;
+
+/// <summary>How a <see cref="BalancedChannel"/> chooses, judges and retries.</summary>
+public sealed class BalancedChannelOptions
+{
+    public BalancerStrategy Strategy { get; init; } = new PeakEwmaP2CStrategy();
+
+    public OutlierPolicy Outliers { get; init; } = new();
+
+    /// <summary>Attempts after the first, at most (each on another instance).</summary>
+    public int MaxRetries { get; init; } = 2;
+
+    public RetryBudget Budget { get; init; } = new();
+
+    /// <summary>Methods safe to retry after a send whose reply was lost, besides those marked <c>(idempotent)</c> in the IDL.</summary>
+    public IReadOnlySet<string> IdempotentMethods { get; init; } = new HashSet<string>();
+
+    public TimeSpan DefaultTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A new instance's weight ramps up over this long.</summary>
+    public TimeSpan WarmUp { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Makes the channel options for one instance (encoding, limits…); by default from its record.</summary>
+    public Func<ServiceInstance, ThriftChannelOptions>? ChannelOptions { get; init; }
+}
+
+/// <summary>
+/// A channel over every instance of a service (direct mode): the resolver's instances, a strategy's pick per
+/// attempt, passive health, retries within a budget. One <see cref="ThriftChannel"/> per instance underneath.
+/// </summary>
+/// <remarks>
+/// Retry rules: a call that was never sent (connection refused, the instance overloaded) is retried on another
+/// instance; a call that was sent and got no reply only when the method is idempotent; an answer (a declared
+/// exception, an application error) is never retried. Every retry needs budget and time before the deadline.
+/// </remarks>
+public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
+{
+    private readonly IInstanceResolver _resolver;
+    private readonly BalancedChannelOptions _options;
+    private readonly OutlierDetector _detector;
+    private readonly object _lock = new();
+    private readonly Dictionary<string, (BalancerEndpoint Endpoint, ThriftChannel Channel)> _members = new(StringComparer.Ordinal);
+    private volatile Picker _picker;
+    private ImmutableArray<BalancerEndpoint> _endpoints = [];
+
+    public BalancedChannel(IInstanceResolver resolver, BalancedChannelOptions? options = null)
+    {
+        _resolver = resolver ?? throw new ArgumentNullException(nameof(resolver));
+        _options = options ?? new BalancedChannelOptions();
+        _detector = new OutlierDetector(_options.Outliers);
+        _picker = _options.Strategy.Build([]);
+        _resolver.Updated += OnUpdate;
+        Rebuild(_resolver.Instances);
+    }
+
+    public IReadOnlyList<BalancerEndpoint> Endpoints => _endpoints;
+
+    /// <summary>Switches strategy at run time: the next pick uses it.</summary>
+    public void SetStrategy(BalancerStrategy strategy)
+    {
+        ArgumentNullException.ThrowIfNull(strategy);
+        lock (_lock)
+        {
+            _picker = strategy.Build(_endpoints);
+            _strategy = strategy;
+        }
+    }
+
+    private BalancerStrategy? _strategy;
+
+    private void OnUpdate(ResolverUpdate update) => Rebuild(update.Instances);
+
+    private void Rebuild(IReadOnlyList<ServiceInstance> instances)
+    {
+        List<ThriftChannel> retired = [];
+        lock (_lock)
+        {
+            var keep = instances.ToDictionary(i => i.InstanceId, StringComparer.Ordinal);
+            foreach (var key in _members.Keys.Where(k => !keep.ContainsKey(k)).ToList())
+            {
+                retired.Add(_members[key].Channel);
+                _members.Remove(key);
+            }
+
+            foreach (var instance in instances)
+            {
+                if (_members.TryGetValue(instance.InstanceId, out var member))
+                {
+                    if (member.Endpoint.Instance.Endpoint() == instance.Endpoint())
+                    {
+                        // same address: keep the endpoint and its live state, take the new record (weight, draining…)
+                        member.Endpoint.Update(instance);
+                        continue;
+                    }
+
+                    retired.Add(member.Channel);
+                }
+
+                _members[instance.InstanceId] = (new BalancerEndpoint(instance, _options.WarmUp), new ThriftChannel(ChannelOptions(instance)));
+            }
+
+            _endpoints = [.. _members.Values.Select(m => m.Endpoint).OrderBy(e => e.Key, StringComparer.Ordinal)];
+            _picker = (_strategy ?? _options.Strategy).Build(_endpoints);
+        }
+
+        foreach (var channel in retired)
+        {
+            // let calls in flight on it finish, then close
+            _ = Task.Delay(_options.DefaultTimeout).ContinueWith(_ => channel.DisposeAsync().AsTask(), TaskScheduler.Default);
+        }
+    }
+
+    private ThriftChannelOptions ChannelOptions(ServiceInstance instance) =>
+        _options.ChannelOptions?.Invoke(instance) ?? new ThriftChannelOptions
+        {
+            Endpoint = instance.Endpoint(),
+            Encoding = new ThriftEncoding(
+                instance.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
+                instance.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary),
+            Multiplexed = instance.Multiplexed,
+            PeerMultiplexesCalls = instance.Multiplexed,
+            DefaultTimeout = _options.DefaultTimeout,
+        };
+
+    public ValueTask CallAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, CancellationToken cancellationToken)
+        where TArguments : IThriftWritable
+        where TResult : IThriftStruct =>
+        RunAsync(method, (channel, ct) => channel.CallAsync(method, arguments, result, ct), cancellationToken);
+
+    public ValueTask SendOnewayAsync<TArguments>(ThriftMethod method, TArguments arguments, CancellationToken cancellationToken)
+        where TArguments : IThriftWritable =>
+        RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken);
+
+    private async ValueTask RunAsync(ThriftMethod method, Func<ThriftChannel, CancellationToken, ValueTask> send, CancellationToken cancellationToken)
+    {
+        var deadline = DateTimeOffset.UtcNow + _options.DefaultTimeout;
+        var idempotent = method.IsIdempotent || _options.IdempotentMethods.Contains(method.Name);
+        List<BalancerEndpoint>? tried = null;
+        for (var attempt = 0; ; attempt++)
+        {
+            var (endpoint, channel, all) = Pick(tried);
+            endpoint.Begin();
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                var left = deadline - DateTimeOffset.UtcNow;
+                using (ThriftChannel.WithTimeout(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)))
+                {
+                    await send(channel, cancellationToken).ConfigureAwait(false);
+                }
+
+                Finish(endpoint, started, success: true, all);
+                _options.Budget.Deposit();
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                var kind = Classify(e);
+                Finish(endpoint, started, success: kind is Outcome.Answered or Outcome.Overloaded, all);
+                if (attempt == 0)
+                {
+                    _options.Budget.Deposit();
+                }
+
+                var retryable = kind is Outcome.NotSent or Outcome.Overloaded || (kind == Outcome.NoReply && idempotent);
+                if (!retryable || attempt >= _options.MaxRetries || deadline - DateTimeOffset.UtcNow <= TimeSpan.Zero || !_options.Budget.TryWithdraw())
+                {
+                    throw;
+                }
+
+                (tried ??= []).Add(endpoint);
+            }
+        }
+    }
+
+    private (BalancerEndpoint, ThriftChannel, ImmutableArray<BalancerEndpoint>) Pick(List<BalancerEndpoint>? tried)
+    {
+        var now = OutlierDetector.Now;
+        Picker picker;
+        ImmutableArray<BalancerEndpoint> all;
+        lock (_lock)
+        {
+            picker = _picker;
+            all = _endpoints;
+        }
+
+        var usable = _detector.Usable(all, now);
+        var filter = tried is null ? usable : e => usable(e) && !tried.Contains(e);
+        var endpoint = picker.Pick(default, filter) ?? (tried is null ? null : picker.Pick(default, usable));
+        if (endpoint is null)
+        {
+            throw new TApplicationException(TApplicationExceptionType.InternalError,
+                all.Length == 0 ? "no instance available: the service has no registered instances" : $"no instance available: all {all.Length} are draining or ejected");
+        }
+
+        lock (_lock)
+        {
+            return (endpoint, _members[endpoint.Key].Channel, all);
+        }
+    }
+
+    private void Finish(BalancerEndpoint endpoint, long started, bool success, ImmutableArray<BalancerEndpoint> all)
+    {
+        var now = Stopwatch.GetTimestamp();
+        endpoint.End(Stopwatch.GetElapsedTime(started, now), success, now);
+        _detector.AfterCall(endpoint, all, now);
+    }
+
+    private enum Outcome
+    {
+        /// <summary>The request never reached the instance: safe to send elsewhere.</summary>
+        NotSent,
+        /// <summary>The instance refused before running it: safe elsewhere, and not a sign of ill health.</summary>
+        Overloaded,
+        /// <summary>Sent, no reply: it may have run.</summary>
+        NoReply,
+        /// <summary>The instance answered (a declared exception, an application error): the call is done.</summary>
+        Answered,
+    }
+
+    private static Outcome Classify(Exception e) => e switch
+    {
+        TTransportException { Kind: TTransportErrorKind.NotOpen } => Outcome.NotSent,
+        TApplicationException app when RpcErrors.IsOverloaded(app) => Outcome.Overloaded,
+        TApplicationException app when app.Message.StartsWith("shutting down", StringComparison.Ordinal) => Outcome.NoReply,
+        TTransportException or TProtocolException or IOException => Outcome.NoReply,
+        _ => Outcome.Answered,
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        _resolver.Updated -= OnUpdate;
+        List<ThriftChannel> channels;
+        lock (_lock)
+        {
+            channels = [.. _members.Values.Select(m => m.Channel)];
+            _members.Clear();
+        }
+
+        foreach (var channel in channels)
+        {
+            await channel.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
