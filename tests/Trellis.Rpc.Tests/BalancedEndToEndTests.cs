@@ -1,0 +1,222 @@
+using Trellis.Rpc.Balancing;
+using Trellis.Rpc.Registry;
+using Trellis.Rpc.Tests.Echo;
+using Trellis.Thrift;
+
+namespace Trellis.Rpc.Tests;
+
+/// <summary>The balanced channel over three real servers under continuous load.</summary>
+public class BalancedEndToEndTests
+{
+    /// <summary>An echo service with a configurable delay, counting its calls.</summary>
+    private sealed class Backend : Echo.Echo.IAsync
+    {
+        public int Calls;
+        public int DelayMs;
+
+        public async Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref Calls);
+            if (DelayMs > 0)
+            {
+                await Task.Delay(DelayMs, cancellationToken);
+            }
+
+            return text ?? "";
+        }
+
+        public Task<byte[]> EchoBinaryAsync(byte[]? data, CancellationToken cancellationToken = default) => Task.FromResult(data ?? []);
+        public Task<string> SlowAsync(int milliseconds, string? text, CancellationToken cancellationToken = default) => Task.FromResult(text ?? "");
+        public Task<string> StuckAsync(CancellationToken cancellationToken = default) => Task.FromResult("");
+        public Task<int> FailAsync(string? kind, CancellationToken cancellationToken = default) => Task.FromResult(0);
+        public Task FireAsync(string? text, CancellationToken cancellationToken = default) => Task.CompletedTask;
+    }
+
+    private sealed class Node : IAsyncDisposable
+    {
+        public Backend Backend { get; } = new();
+        public ThriftServer Server { get; private set; } = null!;
+        public ServiceInstance Instance { get; private set; } = null!;
+
+        public static async Task<Node> StartAsync(string id, int port = 0)
+        {
+            var node = new Node();
+            await node.StartServerAsync(id, port);
+            return node;
+        }
+
+        public async Task StartServerAsync(string id, int port)
+        {
+            var options = new ThriftServerOptions();
+            options.Endpoints.Add(RpcEndpoint.Tcp("127.0.0.1", port));
+            Server = new ThriftServer(options).AddService(new Echo.Echo.Dispatcher(Backend));
+            await Server.StartAsync();
+            Instance = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = id, Host = "127.0.0.1", Port = Server.Endpoints[0].Port };
+        }
+
+        public ValueTask DisposeAsync() => Server.DisposeAsync();
+    }
+
+    private sealed class Load(Echo.Echo.Client client, int callers)
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<Task> _tasks = [];
+        public int Ok;
+        public int Failed;
+
+        public void Start()
+        {
+            for (var i = 0; i < callers; i++)
+            {
+                _tasks.Add(Task.Run(async () =>
+                {
+                    while (!_stop.IsCancellationRequested)
+                    {
+                        try
+                        {
+                            await client.EchoAsync("load");
+                            Interlocked.Increment(ref Ok);
+                        }
+                        catch (Exception)
+                        {
+                            Interlocked.Increment(ref Failed);
+                        }
+                    }
+                }));
+            }
+        }
+
+        public async Task StopAsync()
+        {
+            await _stop.CancelAsync();
+            await Task.WhenAll(_tasks);
+        }
+    }
+
+    [Fact]
+    public async Task KillingOneOfThreeUnderLoad_FailsAtMostItsCallsInFlight_AndNothingAfterItsEjection()
+    {
+        await using var a = await Node.StartAsync("a");
+        await using var b = await Node.StartAsync("b");
+        await using var c = await Node.StartAsync("c");
+        var resolver = new StaticResolver([a.Instance, b.Instance, c.Instance]);
+        await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions
+        {
+            Strategy = new LeastActiveStrategy(),
+            Outliers = new OutlierPolicy { ConsecutiveFailures = 1 },
+            DefaultTimeout = TimeSpan.FromSeconds(5),
+        });
+        var load = new Load(new Echo.Echo.Client(channel), callers: 8);
+        load.Start();
+        await Wait.UntilAsync(() => Volatile.Read(ref load.Ok) > 2000);
+
+        var victim = channel.Endpoints.Single(e => e.Key == "c");
+        var inFlightAtKill = victim.Active;
+        await c.Server.StopAsync(TimeSpan.Zero); // abrupt: calls on it are cut
+        await Wait.UntilAsync(() => victim.Health.IsEjected(OutlierDetector.Now) || victim.Health.Ejections > 0, TimeSpan.FromSeconds(10), "c to be ejected");
+        var failedAtEjection = Volatile.Read(ref load.Failed);
+        var okAtEjection = Volatile.Read(ref load.Ok);
+        await Wait.UntilAsync(() => Volatile.Read(ref load.Ok) > okAtEjection + 3000);
+        await load.StopAsync();
+
+        // 8 callers each have one call in flight: failures are bounded by the calls c held
+        Assert.True(failedAtEjection <= Math.Max(inFlightAtKill, 8), $"{failedAtEjection} failed; {inFlightAtKill} were in flight on c");
+        Assert.Equal(failedAtEjection, load.Failed); // none after the ejection
+    }
+
+    [Fact]
+    public async Task ARollingRestartOfAllThree_UnderLoad_FailsNoCall()
+    {
+        var nodes = new[] { await Node.StartAsync("a"), await Node.StartAsync("b"), await Node.StartAsync("c") };
+        try
+        {
+            var resolver = new StaticResolver(nodes.Select(n => n.Instance));
+            await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { DefaultTimeout = TimeSpan.FromSeconds(5) });
+            var load = new Load(new Echo.Echo.Client(channel), callers: 8);
+            load.Start();
+            await Wait.UntilAsync(() => Volatile.Read(ref load.Ok) > 1000);
+
+            for (var i = 0; i < nodes.Length; i++)
+            {
+                var node = nodes[i];
+                var port = node.Instance.Port;
+                // the graceful sequence, as the registry would show it: draining, then gone, then drained and closed
+                resolver.Set(nodes.Select(n => n == node ? n.Instance with { Draining = true } : n.Instance));
+                await Task.Delay(200);
+                resolver.Set(nodes.Where(n => n != node).Select(n => n.Instance));
+                await node.Server.StopAsync(TimeSpan.FromSeconds(5));
+                await node.Server.DisposeAsync();
+                await node.StartServerAsync(node.Instance.InstanceId, port);
+                resolver.Set(nodes.Select(n => n.Instance));
+                var ok = Volatile.Read(ref load.Ok);
+                await Wait.UntilAsync(() => Volatile.Read(ref load.Ok) > ok + 500);
+            }
+
+            await load.StopAsync();
+            Assert.Equal(0, load.Failed);
+            Assert.True(load.Ok > 3000);
+        }
+        finally
+        {
+            foreach (var node in nodes)
+            {
+                await node.DisposeAsync();
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("p2c")]
+    [InlineData("least_active")]
+    public async Task AnInstance500msSlower_GetsUnder5PercentOfTraffic(string strategy)
+    {
+        await using var a = await Node.StartAsync("a");
+        await using var b = await Node.StartAsync("b");
+        await using var slow = await Node.StartAsync("slow");
+        slow.Backend.DelayMs = 500;
+        var resolver = new StaticResolver([a.Instance, b.Instance, slow.Instance]);
+        await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { Strategy = BalancerStrategy.Parse(strategy) });
+        var load = new Load(new Echo.Echo.Client(channel), callers: 8);
+        load.Start();
+        await Task.Delay(TimeSpan.FromSeconds(2)); // it learns
+        var (fast0, slow0) = (a.Backend.Calls + b.Backend.Calls, slow.Backend.Calls);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await load.StopAsync();
+        var fast = a.Backend.Calls + b.Backend.Calls - fast0;
+        var slowCalls = slow.Backend.Calls - slow0;
+        Assert.True(slowCalls < 0.05 * (fast + slowCalls), $"{strategy}: slow got {slowCalls} of {fast + slowCalls}");
+        Assert.Equal(0, load.Failed);
+    }
+
+    [Fact]
+    public async Task ACallThatWasNeverSent_IsRetriedOnAnotherInstance_ButASentOneOnlyWhenIdempotent()
+    {
+        await using var live = await Node.StartAsync("live");
+        var dead = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = "dead", Host = "127.0.0.1", Port = FreePort() };
+        var resolver = new StaticResolver([dead, live.Instance]);
+        await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { Strategy = new RoundRobinOnly(), Outliers = new OutlierPolicy { ConsecutiveFailures = 1000 } });
+        var client = new Echo.Echo.Client(channel);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal("x", await client.EchoAsync("x")); // connection refused on "dead": retried on "live"
+        }
+
+        Assert.Equal(20, live.Backend.Calls);
+    }
+
+    private static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    /// <summary>Round robin without weights, so half the first attempts go to the dead instance.</summary>
+    private sealed class RoundRobinOnly : BalancerStrategy
+    {
+        public override string Name => "rr";
+        public override Picker Build(System.Collections.Immutable.ImmutableArray<BalancerEndpoint> endpoints) => new SmoothWeightedRoundRobinStrategy().Build(endpoints);
+    }
+}
