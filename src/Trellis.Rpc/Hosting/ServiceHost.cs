@@ -38,8 +38,8 @@ public sealed class ServiceHostOptions
 
 /// <summary>
 /// A service instance's life: listen, then register (so no caller is sent to a port not yet open); on stop,
-/// deregister → wait for consumers to notice → drain calls in flight → close, with a deadline after which
-/// remaining calls fail alone.
+/// mark draining and deregister → wait for consumers to notice → drain calls in flight → close, with a deadline
+/// after which remaining calls fail alone.
 /// </summary>
 public sealed partial class ServiceHost : IAsyncDisposable
 {
@@ -111,6 +111,8 @@ public sealed partial class ServiceHost : IAsyncDisposable
         {
             try
             {
+                // draining first: balancers stop picking it at once (a plain removal is held down briefly against flapping)
+                await registration.UpdateAsync(registration.Instance with { Draining = true }, cancellationToken).ConfigureAwait(false);
                 await registration.DeregisterAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
