@@ -47,8 +47,9 @@ public class BalancingTests
     [Fact]
     public void WeightedRandom_FollowsWeights()
     {
-        var counts = Count(new WeightedRandomStrategy().Build(Endpoints(("a", 100), ("b", 300), ("c", 0))), 40_000);
+        var counts = Count(new WeightedRandomStrategy().Build(Endpoints(("a", 100), ("z", 0), ("b", 300), ("c", 0))), 40_000);
         Assert.Equal(0, counts["c"]);
+        Assert.Equal(0, counts["z"]);
         Assert.InRange(counts["b"] / (double)counts["a"], 2.7, 3.3);
     }
 

@@ -50,6 +50,17 @@ public sealed class RandomStrategy : BalancerStrategy
     {
         public override BalancerEndpoint? Pick(in PickContext context, Func<BalancerEndpoint, bool> usable)
         {
+            var n = Endpoints.Length;
+            // random probes find a usable endpoint at once when most are; a scan settles the rare rest
+            for (var tries = 0; tries < 8 && n > 0; tries++)
+            {
+                var candidate = Endpoints[Random.Shared.Next(n)];
+                if (usable(candidate))
+                {
+                    return candidate;
+                }
+            }
+
             var count = 0;
             BalancerEndpoint? chosen = null;
             foreach (var endpoint in Endpoints)
@@ -73,10 +84,55 @@ public sealed class WeightedRandomStrategy : BalancerStrategy
 
     public override Picker Build(ImmutableArray<BalancerEndpoint> endpoints) => new P(endpoints);
 
-    private sealed class P(ImmutableArray<BalancerEndpoint> e) : Picker(e)
+    private sealed class P : Picker
     {
-        public override BalancerEndpoint? Pick(in PickContext context, Func<BalancerEndpoint, bool> usable) =>
-            Weighted.Pick(Endpoints, usable, Stopwatch.GetTimestamp());
+        private readonly long[] _cumulative;
+        private readonly bool _anyWarmUp;
+
+        public P(ImmutableArray<BalancerEndpoint> e) : base(e)
+        {
+            _cumulative = new long[e.Length];
+            long total = 0;
+            for (var i = 0; i < e.Length; i++)
+            {
+                total += Math.Max(0, e[i].Instance.Weight);
+                _cumulative[i] = total;
+            }
+
+            _anyWarmUp = e.Any(x => x.WarmUp > TimeSpan.Zero);
+        }
+
+        public override BalancerEndpoint? Pick(in PickContext context, Func<BalancerEndpoint, bool> usable)
+        {
+            var now = Stopwatch.GetTimestamp();
+            var total = _cumulative.Length == 0 ? 0 : _cumulative[^1];
+            if (!_anyWarmUp && total > 0)
+            {
+                // O(log n): a point on the cumulative weights; a few redraws when it lands on an unusable endpoint
+                for (var tries = 0; tries < 8; tries++)
+                {
+                    var index = Array.BinarySearch(_cumulative, Random.Shared.NextInt64(total) + 1);
+                    if (index < 0)
+                    {
+                        index = ~index;
+                    }
+
+                    // zero-weight endpoints repeat the previous cumulative value: the owner is the first of a run
+                    while (index > 0 && _cumulative[index - 1] == _cumulative[index])
+                    {
+                        index--;
+                    }
+
+                    var candidate = Endpoints[index];
+                    if (usable(candidate))
+                    {
+                        return candidate;
+                    }
+                }
+            }
+
+            return Weighted.Pick(Endpoints, usable, now);
+        }
     }
 }
 
