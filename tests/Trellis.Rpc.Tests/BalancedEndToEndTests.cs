@@ -189,6 +189,23 @@ public class BalancedEndToEndTests
     }
 
     [Fact]
+    public async Task TheStrategy_CanBeSwitchedWhileCallsFlow()
+    {
+        await using var a = await Node.StartAsync("a");
+        await using var b = await Node.StartAsync("b");
+        var resolver = new StaticResolver([a.Instance with { Weight = 100 }, b.Instance with { Weight = 1 }]);
+        await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { Strategy = new RandomStrategy() });
+        var client = new Echo.Echo.Client(channel);
+        for (var i = 0; i < 400; i++) await client.EchoAsync("x");
+        Assert.InRange(b.Backend.Calls, 120, 280); // random ignores weights: about half
+
+        channel.SetStrategy(new WeightedRandomStrategy());
+        var before = b.Backend.Calls;
+        for (var i = 0; i < 400; i++) await client.EchoAsync("x");
+        Assert.InRange(b.Backend.Calls - before, 0, 20); // weight 1 of 101
+    }
+
+    [Fact]
     public async Task ACallThatWasNeverSent_IsRetriedOnAnotherInstance_ButASentOneOnlyWhenIdempotent()
     {
         await using var live = await Node.StartAsync("live");

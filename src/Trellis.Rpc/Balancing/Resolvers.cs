@@ -70,7 +70,9 @@ public sealed partial class RegistryResolver(IServiceRegistry registry, string p
     {
         _watch = await registry.WatchAsync(product, service, cancellationToken).ConfigureAwait(false);
         _watch.Changed += OnChanged;
-        _timer = new Timer(_ => Publish(null), null, _holdDown, _holdDown);
+        // held removals expire within a tenth of the hold-down of their time
+        var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(10).Ticks, _holdDown.Ticks / 10));
+        _timer = new Timer(_ => Publish(null), null, tick, tick);
         OnChanged(_watch.Instances);
     }
 

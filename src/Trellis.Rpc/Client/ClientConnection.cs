@@ -101,7 +101,7 @@ internal sealed class ClientConnection : IAsyncDisposable
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            ThrowIfBroken();
+            ThrowIfBrokenBeforeSend();
             _buffer.Clear();
             ThriftMessages.Write(_buffer, _options.Encoding, new TMessageHeader(name, context.IsOneway ? TMessageType.Oneway : TMessageType.Call, seqId),
                 arguments, info, _options.Limits);
@@ -110,12 +110,14 @@ internal sealed class ClientConnection : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {
+            // the write failed: at most a partial frame left, which no server runs — the call was not sent
+            _pending.TryRemove(seqId, out _);
             Break(new TTransportException(TTransportErrorKind.NotOpen, $"connection to {_options.Endpoint} lost: {e.Message}", e));
-            ThrowIfBroken();
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"{context.FullName} not sent: the connection to {_options.Endpoint} failed while writing", e);
         }
         catch
         {
-            _pending.TryRemove(seqId, out _); // not sent (e.g. over the frame limit): free the seqid
+            _pending.TryRemove(seqId, out _); // not sent (e.g. over the frame limit or already broken): free the seqid
             throw;
         }
         finally
@@ -230,11 +232,13 @@ internal sealed class ClientConnection : IAsyncDisposable
         }
     }
 
-    private void ThrowIfBroken()
+    /// <summary>A connection that broke before this call was written: the call was not sent, and may go elsewhere.</summary>
+    private void ThrowIfBrokenBeforeSend()
     {
         if (_broken.Task.IsCompleted)
         {
-            throw _broken.Task.Result;
+            throw new TTransportException(TTransportErrorKind.NotOpen,
+                $"not sent: the connection to {_options.Endpoint} had closed ({_broken.Task.Result.Message})", _broken.Task.Result);
         }
     }
 

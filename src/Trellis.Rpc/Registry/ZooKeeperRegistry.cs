@@ -79,7 +79,7 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry
         {
             ArgumentNullException.ThrowIfNull(instance);
             Instance = instance;
-            await node.UpdateAsync(instance.ToJson()).ConfigureAwait(false);
+            await node.UpdateAsync(instance.ToJson(), cancellationToken).ConfigureAwait(false);
         }
 
         public async Task DeregisterAsync(CancellationToken cancellationToken = default)

@@ -63,13 +63,30 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
         await _firstCreated.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Changes the node's data (now, and for every later re-creation).</summary>
-    public Task UpdateAsync(byte[] data)
+    /// <summary>
+    /// Changes the node's data, for every later re-creation too. Completes once the current node holds it (when
+    /// the session is usable; otherwise the keeping loop writes it as soon as it can).
+    /// </summary>
+    public async Task UpdateAsync(byte[] data, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         Volatile.Write(ref _data, data);
+        try
+        {
+            var client = _sessions.Current;
+            var stat = await client.ExistsAsync(_path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (stat is not null && stat.EphemeralOwner == client.SessionId)
+            {
+                await client.SetDataAsync(_path, data, -1, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+        }
+        catch (Exception e) when (e is KeeperException or ObjectDisposedException or InvalidOperationException)
+        {
+            // not now: the loop below writes it when it can
+        }
+
         Poke();
-        return Task.CompletedTask;
     }
 
     private void Poke() => _signal.Release();
