@@ -9,6 +9,7 @@ internal sealed class EchoService : Echo.Echo.IAsync, Other.IAsync
 {
     public List<string> Fired { get; } = [];
     public int Running;
+    public int StuckCalls;
     public CancellationToken LastToken;
 
     public Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default) => Task.FromResult(text ?? "");
@@ -36,6 +37,7 @@ internal sealed class EchoService : Echo.Echo.IAsync, Other.IAsync
         try
         {
             LastToken = cancellationToken;
+            Interlocked.Increment(ref StuckCalls);
             await Task.Delay(Timeout.Infinite, cancellationToken);
             return "never";
         }

@@ -192,7 +192,9 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
 
         var usable = _detector.Usable(all, now);
         var filter = tried is null ? usable : e => usable(e) && !tried.Contains(e);
-        var endpoint = picker.Pick(default, filter) ?? (tried is null ? null : picker.Pick(default, usable));
+        var endpoint = picker.Pick(default, filter) ?? (tried is null ? null : picker.Pick(default, usable))
+            // every usable endpoint is a half-open one already holding its probe: better one more call than none
+            ?? picker.Pick(default, e => !e.Instance.Draining && !e.Health.IsEjected(now));
         if (endpoint is null)
         {
             throw new TApplicationException(TApplicationExceptionType.InternalError,

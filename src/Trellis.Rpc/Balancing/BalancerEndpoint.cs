@@ -95,8 +95,10 @@ public sealed class BalancerEndpoint
 
 /// <summary>
 /// Passive health (Envoy's outlier detection): consecutive failures, or an error rate over a window, eject the
-/// endpoint for a time that grows with each ejection. Whether an ejection may happen (the cap on ejected
-/// endpoints) is the detector's call; this holds one endpoint's numbers.
+/// endpoint for a time that grows with each ejection. When an ejection ends the endpoint is half open (a
+/// circuit breaker's probation): it takes a limited number of calls at a time, one failure re-opens it at
+/// once, and a success closes it. Whether an ejection may happen (the cap on ejected endpoints) is the
+/// detector's call; this holds one endpoint's numbers.
 /// </summary>
 public sealed class OutlierState
 {
@@ -107,12 +109,20 @@ public sealed class OutlierState
     private long _windowStart;
     private long _ejectedUntil;
     private int _ejections;
+    private bool _probation;
+    private bool _probeFailed;
 
     public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
 
     public int Ejections => Volatile.Read(ref _ejections);
 
     public bool IsEjected(long now) => now < Interlocked.Read(ref _ejectedUntil);
+
+    /// <summary>Half open: the ejection is over but no call has succeeded since.</summary>
+    public bool InProbation(long now) => Volatile.Read(ref _probation) && !IsEjected(now);
+
+    /// <summary>A call failed while half open: the breaker opens again without waiting for the thresholds.</summary>
+    internal bool ProbeFailed => Volatile.Read(ref _probeFailed);
 
     internal (int Calls, int Failures) Window
     {
@@ -129,6 +139,18 @@ public sealed class OutlierState
     {
         lock (_lock)
         {
+            if (_probation && now >= _ejectedUntil)
+            {
+                if (success)
+                {
+                    _probation = false; // closed
+                }
+                else
+                {
+                    _probeFailed = true;
+                }
+            }
+
             _consecutiveFailures = success ? 0 : _consecutiveFailures + 1;
             _windowCalls++;
             if (!success)
@@ -161,7 +183,14 @@ public sealed class OutlierState
     {
         lock (_lock)
         {
+            if (!_probation && _ejectedUntil != 0 && Stopwatch.GetElapsedTime(_ejectedUntil, now) > maxTime)
+            {
+                _ejections = 0; // healthy for long enough: the next ejection starts short again
+            }
+
             _ejections++;
+            _probation = true;
+            _probeFailed = false;
             var duration = TimeSpan.FromTicks(Math.Min(maxTime.Ticks, baseTime.Ticks * _ejections));
             Interlocked.Exchange(ref _ejectedUntil, now + (long)(duration.TotalSeconds * Stopwatch.Frequency));
             _consecutiveFailures = 0;

@@ -21,6 +21,12 @@ public sealed record OutlierPolicy
 
     public TimeSpan MaxEjection { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Calls an endpoint takes at a time while half open (after an ejection, before its first success): the
+    /// probes of a per-endpoint circuit breaker. A failed probe ejects it again at once.
+    /// </summary>
+    public int HalfOpenCalls { get; init; } = 1;
+
     /// <summary>Never eject more than this share of the endpoints.</summary>
     public double MaxEjectedShare { get; init; } = 0.5;
 
@@ -40,7 +46,8 @@ public sealed class OutlierDetector(OutlierPolicy policy)
         var health = endpoint.Health;
         health.RollWindow(now, Policy.Window);
         var (calls, failures) = health.Window;
-        var tripped = health.ConsecutiveFailures >= Policy.ConsecutiveFailures ||
+        var tripped = health.ProbeFailed ||
+                      health.ConsecutiveFailures >= Policy.ConsecutiveFailures ||
                       (calls >= Policy.MinimumCalls && failures > Policy.ErrorRate * calls);
         if (!tripped || health.IsEjected(now))
         {
@@ -66,8 +73,9 @@ public sealed class OutlierDetector(OutlierPolicy policy)
     }
 
     /// <summary>
-    /// Whether an endpoint may be picked now: not ejected and not draining — unless the service is in panic
-    /// (too few usable), when every endpoint that is not draining may be.
+    /// Whether an endpoint may be picked now: not ejected, not draining, and when half open not already
+    /// holding <see cref="OutlierPolicy.HalfOpenCalls"/> calls — unless the service is in panic (too few
+    /// usable), when every endpoint that is not draining may be.
     /// </summary>
     public Func<BalancerEndpoint, bool> Usable(ImmutableArray<BalancerEndpoint> all, long now)
     {
@@ -92,7 +100,8 @@ public sealed class OutlierDetector(OutlierPolicy policy)
             return static e => !e.Instance.Draining;
         }
 
-        return e => !e.Instance.Draining && !e.Health.IsEjected(now);
+        var probes = Policy.HalfOpenCalls;
+        return e => !e.Instance.Draining && !e.Health.IsEjected(now) && (e.Active < probes || !e.Health.InProbation(now));
     }
 
     public static long Now => Stopwatch.GetTimestamp();

@@ -270,10 +270,21 @@ internal sealed class ClientConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Break(new TTransportException(TTransportErrorKind.NotOpen, "the channel is closed"));
-        await _writer.CompleteAsync().ConfigureAwait(false);
-        await _reader.CompleteAsync().ConfigureAwait(false);
-        await _stream.DisposeAsync().ConfigureAwait(false);
-        _buffer.Dispose();
+        try
+        {
+            // completing the writer flushes what a broken call left behind: the peer may be long gone
+            await _writer.CompleteAsync().ConfigureAwait(false);
+            await _reader.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            // closing a connection the peer already dropped is not an error
+        }
+        finally
+        {
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            _buffer.Dispose();
+        }
     }
 
     private sealed class PendingCall(string method, IThriftStruct result)
