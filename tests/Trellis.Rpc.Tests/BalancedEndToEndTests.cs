@@ -13,6 +13,7 @@ public class BalancedEndToEndTests
     {
         public int Calls;
         public int DelayMs;
+        public string Prefix = "";
 
         public async Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default)
         {
@@ -22,7 +23,7 @@ public class BalancedEndToEndTests
                 await Task.Delay(DelayMs, cancellationToken);
             }
 
-            return text ?? "";
+            return Prefix + text;
         }
 
         public Task<byte[]> EchoBinaryAsync(byte[]? data, CancellationToken cancellationToken = default) => Task.FromResult(data ?? []);
@@ -186,6 +187,42 @@ public class BalancedEndToEndTests
         var slowCalls = slow.Backend.Calls - slow0;
         Assert.True(slowCalls < 0.05 * (fast + slowCalls), $"{strategy}: slow got {slowCalls} of {fast + slowCalls}");
         Assert.Equal(0, load.Failed);
+    }
+
+    [Fact]
+    public async Task AHedgedIdempotentCall_IsAnsweredByTheFastInstance_AndTheSlowAttemptIsAbandoned()
+    {
+        await using var fast = await Node.StartAsync("fast");
+        await using var slow = await Node.StartAsync("slow");
+        fast.Backend.Prefix = "fast:";
+        slow.Backend.Prefix = "slow:";
+        slow.Backend.DelayMs = 1500;
+        var resolver = new StaticResolver([fast.Instance, slow.Instance]);
+        BalancedChannelOptions Options(bool idempotent) => new()
+        {
+            Strategy = BalancerStrategy.Parse("round_robin"), // half the first attempts go to the slow one
+            Hedging = new HedgingPolicy { Delay = TimeSpan.FromMilliseconds(50), MaxAttempts = 2 },
+            IdempotentMethods = idempotent ? new HashSet<string> { "echo" } : new HashSet<string>(),
+            Budget = new RetryBudget(ratio: 1.0, minPerSecond: 100),
+        };
+
+        await using var hedged = new BalancedChannel(resolver, Options(idempotent: true));
+        var client = new Echo.Echo.Client(hedged);
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal($"fast:{i}", await client.EchoAsync(i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        Assert.InRange(slow.Backend.Calls, 4, 10); // first attempts did go to the slow one: the hedges answered
+        var slowEndpoint = hedged.Endpoints.Single(e => e.Key == "slow");
+        await Wait.UntilAsync(() => slowEndpoint.Active == 0, TimeSpan.FromSeconds(10), "the losing attempts to be abandoned");
+        Assert.Equal(0, slowEndpoint.Health.ConsecutiveFailures); // a lost race is no verdict on the instance
+
+        // a method that is not idempotent is never hedged: the slow instance answers its share itself
+        await using var plain = new BalancedChannel(resolver, Options(idempotent: false));
+        var plainClient = new Echo.Echo.Client(plain);
+        var answers = new[] { await plainClient.EchoAsync("a"), await plainClient.EchoAsync("b") };
+        Assert.Contains(answers, a => a.StartsWith("slow:", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -26,8 +26,24 @@ public sealed class BalancedChannelOptions
     /// <summary>A new instance's weight ramps up over this long.</summary>
     public TimeSpan WarmUp { get; init; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// Hedged requests for idempotent methods: when an attempt has not answered after
+    /// <see cref="HedgingPolicy.Delay"/>, another starts on another instance and the first answer wins. Off by default.
+    /// </summary>
+    public HedgingPolicy? Hedging { get; init; }
+
     /// <summary>Makes the channel options for one instance (encoding, limits…); by default from its record.</summary>
     public Func<ServiceInstance, ThriftChannelOptions>? ChannelOptions { get; init; }
+}
+
+/// <summary>Hedged requests (idempotent methods only; each hedge is paid from the retry budget).</summary>
+public sealed record HedgingPolicy
+{
+    /// <summary>How long an attempt may go unanswered before the next one starts.</summary>
+    public TimeSpan Delay { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Attempts in flight at most, the first included.</summary>
+    public int MaxAttempts { get; init; } = 2;
 }
 
 /// <summary>
@@ -130,21 +146,125 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
 
     public ValueTask CallAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, CancellationToken cancellationToken)
         where TArguments : IThriftWritable
-        where TResult : IThriftStruct =>
-        RunAsync(method, (channel, ct) => channel.CallAsync(method, arguments, result, ct), cancellationToken);
+        where TResult : IThriftStruct
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        if (_options.Hedging is { MaxAttempts: > 1 } hedging && IsIdempotent(method))
+        {
+            return HedgedCallAsync(method, arguments, result, hedging, cancellationToken);
+        }
+
+        return RunAsync(method, (channel, ct) => channel.CallAsync(method, arguments, result, ct), cancellationToken);
+    }
+
+    private bool IsIdempotent(ThriftMethod method) => method.IsIdempotent || _options.IdempotentMethods.Contains(method.Name);
+
+    /// <summary>
+    /// Attempts race: each reads into a result of its own (a reply may still be arriving on a loser while the
+    /// winner is copied out), the first answer is copied into <paramref name="result"/>, the others are cancelled.
+    /// </summary>
+    private async ValueTask HedgedCallAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, HedgingPolicy hedging, CancellationToken cancellationToken)
+        where TArguments : IThriftWritable
+        where TResult : IThriftStruct
+    {
+        using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var picked = new List<BalancerEndpoint>();
+        var attempts = new List<Task<IThriftStruct>>(hedging.MaxAttempts);
+
+        Task<IThriftStruct> Start(bool hedge)
+        {
+            BalancerEndpoint[] avoid;
+            lock (picked)
+            {
+                avoid = [.. picked];
+            }
+
+            var own = (IThriftStruct)Activator.CreateInstance(result.GetType())!;
+            return Attempt(own, avoid, hedge);
+        }
+
+        async Task<IThriftStruct> Attempt(IThriftStruct own, BalancerEndpoint[] avoid, bool hedge)
+        {
+            await RunAsync(method, (channel, ct) => channel.CallAsync(method, arguments, own, ct), race.Token, avoid, e =>
+            {
+                lock (picked)
+                {
+                    picked.Add(e);
+                }
+            }, hedge).ConfigureAwait(false);
+            return own;
+        }
+
+        attempts.Add(Start(hedge: false));
+        var started = 1;
+        Exception? failure = null;
+        try
+        {
+            while (attempts.Count > 0)
+            {
+                var timer = started < hedging.MaxAttempts ? Task.Delay(hedging.Delay, race.Token) : null;
+                var done = timer is null ? await Task.WhenAny(attempts).ConfigureAwait(false) : await Task.WhenAny([.. attempts, timer]).ConfigureAwait(false);
+                if (done == timer)
+                {
+                    started++; // a hedge the budget refuses is not tried again for this call
+                    if (_options.Budget.TryWithdraw())
+                    {
+                        attempts.Add(Start(hedge: true));
+                    }
+
+                    continue;
+                }
+
+                var finished = (Task<IThriftStruct>)done;
+                attempts.Remove(finished);
+                if (finished.IsCompletedSuccessfully)
+                {
+                    ThriftSerializer.DeserializeInto(result, ThriftSerializer.Serialize(finished.Result));
+                    return;
+                }
+
+                if (finished.Exception?.InnerException is { } error)
+                {
+                    failure = error;
+                    if (Classify(error) == Outcome.Answered)
+                    {
+                        break; // an answer (an application error) is the call's outcome: no other attempt changes it
+                    }
+                }
+            }
+        }
+        finally
+        {
+            await race.CancelAsync().ConfigureAwait(false);
+            foreach (var loser in attempts)
+            {
+                _ = loser.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        if (failure is null)
+        {
+            throw new OperationCanceledException("every attempt was cancelled");
+        }
+
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+    }
 
     public ValueTask SendOnewayAsync<TArguments>(ThriftMethod method, TArguments arguments, CancellationToken cancellationToken)
         where TArguments : IThriftWritable =>
         RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken);
 
-    private async ValueTask RunAsync(ThriftMethod method, Func<ThriftChannel, CancellationToken, ValueTask> send, CancellationToken cancellationToken)
+    private async ValueTask RunAsync(ThriftMethod method, Func<ThriftChannel, CancellationToken, ValueTask> send, CancellationToken cancellationToken,
+        BalancerEndpoint[]? avoid = null, Action<BalancerEndpoint>? picked = null, bool hedge = false)
     {
         var deadline = DateTimeOffset.UtcNow + _options.DefaultTimeout;
-        var idempotent = method.IsIdempotent || _options.IdempotentMethods.Contains(method.Name);
-        List<BalancerEndpoint>? tried = null;
+        var idempotent = IsIdempotent(method);
+        List<BalancerEndpoint>? tried = avoid is { Length: > 0 } ? [.. avoid] : null;
         for (var attempt = 0; ; attempt++)
         {
             var (endpoint, channel, all) = Pick(tried);
+            picked?.Invoke(endpoint);
             endpoint.Begin();
             var started = Stopwatch.GetTimestamp();
             try
@@ -156,14 +276,23 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                 }
 
                 Finish(endpoint, started, success: true, all);
-                _options.Budget.Deposit();
+                if (!hedge)
+                {
+                    _options.Budget.Deposit();
+                }
+
                 return;
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (OperationCanceledException)
+            {
+                endpoint.Abandon(); // the caller gave up (or a hedge won): no verdict on the instance
+                throw;
+            }
+            catch (Exception e)
             {
                 var kind = Classify(e);
                 Finish(endpoint, started, success: kind is Outcome.Answered or Outcome.Overloaded, all);
-                if (attempt == 0)
+                if (attempt == 0 && !hedge)
                 {
                     _options.Budget.Deposit();
                 }

@@ -57,6 +57,9 @@ public sealed class BalancerEndpoint
 
     public void Begin() => Interlocked.Increment(ref _active);
 
+    /// <summary>A call given up by its caller (cancelled, or a hedge that lost): no longer in flight, no verdict.</summary>
+    public void Abandon() => Interlocked.Decrement(ref _active);
+
     /// <summary>Records a finished call: latency, and success or failure for health.</summary>
     public void End(TimeSpan latency, bool success, long now)
     {
