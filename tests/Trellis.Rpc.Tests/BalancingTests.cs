@@ -62,6 +62,31 @@ public class BalancingTests
     }
 
     [Fact]
+    public void LeastActive_OverManyEndpoints_ComparesASample_AndStillAvoidsTheBusy()
+    {
+        // 1,000 endpoints, 100 of them busy: a sample of 8 holds an idle one but once in 10^8 picks
+        var endpoints = Endpoints([.. Enumerable.Range(0, 1000).Select(i => ($"e{i:D4}", 1))]);
+        foreach (var busy in endpoints.Where((_, i) => i % 10 == 0))
+        {
+            busy.Begin();
+        }
+
+        var counts = Count(new LeastActiveStrategy().Build(endpoints), 20_000);
+        Assert.Equal(0, endpoints.Where((_, i) => i % 10 == 0).Sum(e => counts[e.Key]));
+        Assert.True(counts.Values.Count(c => c > 0) > 850, "idle endpoints share the picks"); // ~20 picks each
+
+        // only one usable endpoint among the 1,000: the sample misses it, the scan finds it
+        var only = endpoints[777];
+        var picker = new LeastActiveStrategy().Build(endpoints);
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.Same(only, picker.Pick(default, e => ReferenceEquals(e, only)));
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LeastActiveStrategy(choices: 1));
+    }
+
+    [Fact]
     public void LeastActive_PicksTheLeastBusy_TiesByWeight()
     {
         var endpoints = Endpoints(("a", 100), ("b", 100), ("c", 300));

@@ -214,14 +214,22 @@ public sealed class SmoothWeightedRoundRobinStrategy : BalancerStrategy
     }
 }
 
-/// <summary>Dubbo's least active: fewest calls in flight; among ties, weighted random.</summary>
-public sealed class LeastActiveStrategy : BalancerStrategy
+/// <summary>
+/// Dubbo's least active: fewest calls in flight; among ties, weighted random. Up to
+/// <see cref="FullScanLimit"/> endpoints every one is compared; above it a pick compares <see cref="Choices"/>
+/// random usable endpoints (Envoy's least request), so a pick stays O(1) over thousands of instances.
+/// </summary>
+public sealed class LeastActiveStrategy(int fullScanLimit = 64, int choices = 8) : BalancerStrategy
 {
     public override string Name => "least_active";
 
-    public override Picker Build(ImmutableArray<BalancerEndpoint> endpoints) => new P(endpoints);
+    public int FullScanLimit { get; } = fullScanLimit >= 0 ? fullScanLimit : throw new ArgumentOutOfRangeException(nameof(fullScanLimit));
 
-    private sealed class P(ImmutableArray<BalancerEndpoint> e) : Picker(e)
+    public int Choices { get; } = choices >= 2 ? choices : throw new ArgumentOutOfRangeException(nameof(choices), "at least 2");
+
+    public override Picker Build(ImmutableArray<BalancerEndpoint> endpoints) => new P(endpoints, this);
+
+    private sealed class P(ImmutableArray<BalancerEndpoint> e, LeastActiveStrategy strategy) : Picker(e)
     {
         public override BalancerEndpoint? Pick(in PickContext context, Func<BalancerEndpoint, bool> usable)
         {
@@ -229,13 +237,36 @@ public sealed class LeastActiveStrategy : BalancerStrategy
             var least = int.MaxValue;
             long total = 0;
             BalancerEndpoint? chosen = null;
-            foreach (var endpoint in Endpoints)
+            var n = Endpoints.Length;
+            if (n > strategy.FullScanLimit)
             {
-                if (!usable(endpoint))
+                for (var draw = 0; draw < strategy.Choices; draw++)
                 {
-                    continue;
+                    var endpoint = Endpoints[Random.Shared.Next(n)];
+                    if (usable(endpoint))
+                    {
+                        Consider(endpoint);
+                    }
                 }
 
+                if (chosen is not null)
+                {
+                    return chosen;
+                }
+            }
+
+            foreach (var endpoint in Endpoints)
+            {
+                if (usable(endpoint))
+                {
+                    Consider(endpoint);
+                }
+            }
+
+            return chosen;
+
+            void Consider(BalancerEndpoint endpoint)
+            {
                 var weight = Math.Max(1, endpoint.EffectiveWeight(now));
                 var active = endpoint.Active;
                 if (active < least)
@@ -253,8 +284,6 @@ public sealed class LeastActiveStrategy : BalancerStrategy
                     }
                 }
             }
-
-            return chosen;
         }
     }
 }
