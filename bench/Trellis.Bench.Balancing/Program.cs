@@ -20,7 +20,8 @@ public class PickerBenchmarks
     [Params(10, 1000)]
     public int Instances { get; set; }
 
-    [Params("random", "weighted_random", "round_robin", "least_active", "p2c", "consistent_hash", "locality")]
+    // round_robin runs with weights 50..149 (the weighted scan); round_robin_equal with equal weights (the rotation)
+    [Params("random", "weighted_random", "round_robin", "round_robin_equal", "least_active", "p2c", "consistent_hash", "locality")]
     public string Strategy { get; set; } = "";
 
     [GlobalSetup]
@@ -33,11 +34,11 @@ public class PickerBenchmarks
             InstanceId = $"i{i:D4}",
             Host = $"10.{i % 4}.{i / 256 % 256}.{i % 256}",
             Port = 9000,
-            Weight = 50 + i % 100,
+            Weight = Strategy == "round_robin_equal" ? 100 : 50 + i % 100,
         })).ToImmutableArray();
         var strategy = Strategy == "locality"
             ? new LocalityStrategy(new PeakEwmaP2CStrategy(), localHost: "10.0.0.0", localZone: "10.0")
-            : BalancerStrategy.Parse(Strategy);
+            : BalancerStrategy.Parse(Strategy == "round_robin_equal" ? "round_robin" : Strategy);
         _picker = strategy.Build(endpoints);
     }
 

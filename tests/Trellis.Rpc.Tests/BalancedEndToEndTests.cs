@@ -226,6 +226,20 @@ public class BalancedEndToEndTests
     }
 
     [Fact]
+    public async Task ACallersTimeout_BoundsTheBalancedCall()
+    {
+        await using var slow = await Node.StartAsync("slow");
+        slow.Backend.DelayMs = 5000;
+        await using var channel = new BalancedChannel(new StaticResolver([slow.Instance]), new BalancedChannelOptions { DefaultTimeout = TimeSpan.FromSeconds(30) });
+        var client = new Echo.Echo.Client(channel);
+        using (ThriftChannel.WithTimeout(TimeSpan.FromMilliseconds(200)))
+        {
+            var error = await Assert.ThrowsAsync<TTransportException>(() => client.EchoAsync("x"));
+            Assert.Equal(TTransportErrorKind.TimedOut, error.Kind);
+        }
+    }
+
+    [Fact]
     public async Task TheStrategy_CanBeSwitchedWhileCallsFlow()
     {
         await using var a = await Node.StartAsync("a");

@@ -54,6 +54,21 @@ public class BalancingTests
     }
 
     [Fact]
+    public void RoundRobin_WithEqualWeights_RotatesExactly_AndSpreadsAnUnusableOnesTurns()
+    {
+        var endpoints = Endpoints([.. Enumerable.Range(0, 1000).Select(i => ($"e{i:D4}", 10))]);
+        var picker = new SmoothWeightedRoundRobinStrategy().Build(endpoints);
+        Assert.Equal(["e0000", "e0001", "e0002"], Enumerable.Range(0, 3).Select(_ => picker.Pick(default, _ => true)!.Key));
+        var counts = Count(picker, 10_000);
+        Assert.All(counts.Values, c => Assert.Equal(10, c));
+
+        // a tenth unusable: nobody else gets double turns, every usable one stays near its 1/900 share
+        var skipped = Count(picker, 90_000, e => !e.Key.EndsWith('0'));
+        Assert.All(skipped.Where(c => c.Key.EndsWith('0')), c => Assert.Equal(0, c.Value));
+        Assert.All(skipped.Where(c => !c.Key.EndsWith('0')), c => Assert.InRange(c.Value, 90, 130));
+    }
+
+    [Fact]
     public void SmoothWeightedRoundRobin_InterleavesExactly()
     {
         var picker = new SmoothWeightedRoundRobinStrategy().Build(Endpoints(("a", 5), ("b", 1), ("c", 1)));

@@ -258,7 +258,8 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
     private async ValueTask RunAsync(ThriftMethod method, Func<ThriftChannel, CancellationToken, ValueTask> send, CancellationToken cancellationToken,
         BalancerEndpoint[]? avoid = null, Action<BalancerEndpoint>? picked = null, bool hedge = false)
     {
-        var deadline = DateTimeOffset.UtcNow + _options.DefaultTimeout;
+        // the caller's ThriftChannel.WithTimeout budget covers every attempt; without one, DefaultTimeout does
+        var deadline = DateTimeOffset.UtcNow + (ThriftChannel.CallerTimeout ?? _options.DefaultTimeout);
         var idempotent = IsIdempotent(method);
         List<BalancerEndpoint>? tried = avoid is { Length: > 0 } ? [.. avoid] : null;
         for (var attempt = 0; ; attempt++)

@@ -167,7 +167,10 @@ internal static class Weighted
     }
 }
 
-/// <summary>nginx's smooth weighted round robin: exact proportions, evenly interleaved (5,1,1 gives a a b a c a a).</summary>
+/// <summary>
+/// nginx's smooth weighted round robin: exact proportions, evenly interleaved (5,1,1 gives a a b a c a a). With
+/// equal weights and no warm-up it is plain rotation, done with a counter in O(1); weighted sets scan (O(n)).
+/// </summary>
 public sealed class SmoothWeightedRoundRobinStrategy : BalancerStrategy
 {
     public override string Name => "round_robin";
@@ -177,9 +180,32 @@ public sealed class SmoothWeightedRoundRobinStrategy : BalancerStrategy
     private sealed class P(ImmutableArray<BalancerEndpoint> e) : Picker(e)
     {
         private readonly long[] _current = new long[e.Length];
+        // equal weights and no warm-up (the common case): smooth WRR is plain rotation, which a counter does in O(1)
+        private readonly bool _uniform = e.Length > 0 && e.All(x => x.WarmUp <= TimeSpan.Zero && x.Instance.Weight > 0 && x.Instance.Weight == e[0].Instance.Weight);
+        private long _next = -1;
 
         public override BalancerEndpoint? Pick(in PickContext context, Func<BalancerEndpoint, bool> usable)
         {
+            if (_uniform)
+            {
+                var n = Endpoints.Length;
+                var turn = Endpoints[(int)((ulong)Interlocked.Increment(ref _next) % (ulong)n)];
+                if (usable(turn))
+                {
+                    return turn;
+                }
+
+                // an unusable endpoint's turn goes to a random one, so no neighbour gets twice its share
+                for (var tries = 0; tries < 8; tries++)
+                {
+                    var candidate = Endpoints[Random.Shared.Next(n)];
+                    if (usable(candidate))
+                    {
+                        return candidate;
+                    }
+                }
+            }
+
             var now = Stopwatch.GetTimestamp();
             lock (_current)
             {

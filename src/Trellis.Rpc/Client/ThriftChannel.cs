@@ -57,6 +57,9 @@ public sealed class ThriftChannel : IThriftChannel, IAsyncDisposable
         return new Restore(previous);
     }
 
+    /// <summary>The budget a caller set with <see cref="WithTimeout"/> on this async flow, if any.</summary>
+    internal static TimeSpan? CallerTimeout => NextTimeout.Value;
+
     private sealed class Restore(TimeSpan? previous) : IDisposable
     {
         public void Dispose() => NextTimeout.Value = previous;
