@@ -240,6 +240,47 @@ public class BalancedEndToEndTests
     }
 
     [Fact]
+    public async Task TheActiveHealthCheck_TakesADeadInstanceOut_WithoutAnyTraffic_AndBringsItBack()
+    {
+        await using var a = await Node.StartAsync("a");
+        await using var b = await Node.StartAsync("b");
+        await using var c = await Node.StartAsync("c");
+        var resolver = new StaticResolver([a.Instance, b.Instance, c.Instance]);
+        await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions
+        {
+            Strategy = BalancerStrategy.Parse("round_robin"),
+            HealthCheck = new HealthCheckPolicy { Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromMilliseconds(500), UnhealthyAfter = 2, HealthyAfter = 2 },
+        });
+        var victim = channel.Endpoints.Single(e => e.Key == "c");
+        await Task.Delay(300);
+        Assert.False(victim.Health.ActiveDown);
+
+        var port = c.Instance.Port;
+        await c.Server.StopAsync(TimeSpan.Zero);
+        await Wait.UntilAsync(() => victim.Health.ActiveDown, TimeSpan.FromSeconds(10), "the probes to find c down");
+        Assert.Equal(0, victim.Health.Ejections); // no call was needed to find out
+
+        var client = new Echo.Echo.Client(channel);
+        for (var i = 0; i < 30; i++)
+        {
+            await client.EchoAsync("x");
+        }
+
+        Assert.Equal(30, a.Backend.Calls + b.Backend.Calls);
+        Assert.Equal(0, victim.Health.ConsecutiveFailures); // never tried while down: no connection refused was needed
+
+        await c.StartServerAsync("c", port);
+        await Wait.UntilAsync(() => !victim.Health.ActiveDown, TimeSpan.FromSeconds(10), "the probes to find c back");
+        for (var i = 0; i < 30; i++)
+        {
+            await client.EchoAsync("x");
+        }
+
+        Assert.InRange(c.Backend.Calls, 5, 15); // its share of the rotation again
+        Assert.Throws<ArgumentException>(() => new BalancedChannel(resolver, new BalancedChannelOptions { HealthCheck = new HealthCheckPolicy { UnhealthyAfter = 0 } }));
+    }
+
+    [Fact]
     public async Task TheStrategy_CanBeSwitchedWhileCallsFlow()
     {
         await using var a = await Node.StartAsync("a");

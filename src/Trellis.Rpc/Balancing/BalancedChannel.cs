@@ -32,8 +32,27 @@ public sealed class BalancedChannelOptions
     /// </summary>
     public HedgingPolicy? Hedging { get; init; }
 
+    /// <summary>The active health check; off (passive health only) by default.</summary>
+    public HealthCheckPolicy? HealthCheck { get; init; }
+
     /// <summary>Makes the channel options for one instance (encoding, limits…); by default from its record.</summary>
     public Func<ServiceInstance, ThriftChannelOptions>? ChannelOptions { get; init; }
+}
+
+/// <summary>
+/// The optional active health check: every <see cref="Interval"/> each instance's address is connected to (TCP or
+/// Unix socket, which any Thrift server in any language accepts); <see cref="UnhealthyAfter"/> failed probes in a
+/// row take it out of rotation, <see cref="HealthyAfter"/> good ones bring it back. Panic routing still applies.
+/// </summary>
+public sealed record HealthCheckPolicy
+{
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    public int UnhealthyAfter { get; init; } = 2;
+
+    public int HealthyAfter { get; init; } = 1;
 }
 
 /// <summary>Hedged requests (idempotent methods only; each hedge is paid from the retry budget).</summary>
@@ -71,8 +90,68 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         _options = options ?? new BalancedChannelOptions();
         _detector = new OutlierDetector(_options.Outliers);
         _picker = _options.Strategy.Build([]);
+        if (_options.HealthCheck is { } bad && (bad.Interval <= TimeSpan.Zero || bad.Timeout <= TimeSpan.Zero || bad.UnhealthyAfter < 1 || bad.HealthyAfter < 1))
+        {
+            throw new ArgumentException("HealthCheck: Interval and Timeout must be positive, UnhealthyAfter and HealthyAfter at least 1", nameof(options));
+        }
+
         _resolver.Updated += OnUpdate;
         Rebuild(_resolver.Instances);
+        if (_options.HealthCheck is { } check)
+        {
+            _healthChecks = Task.Run(() => CheckHealthAsync(check, _stop.Token));
+        }
+    }
+
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task? _healthChecks;
+
+    private async Task CheckHealthAsync(HealthCheckPolicy check, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(check.Interval);
+        do
+        {
+            var endpoints = _endpoints;
+            await Task.WhenAll(endpoints.Select(e => ProbeAsync(e, check, stop))).ConfigureAwait(false);
+        }
+        while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false));
+    }
+
+    private async Task ProbeAsync(BalancerEndpoint endpoint, HealthCheckPolicy check, CancellationToken stop)
+    {
+        bool ok;
+        RpcEndpoint address;
+        lock (_lock)
+        {
+            if (!_members.TryGetValue(endpoint.Key, out var member))
+            {
+                return;
+            }
+
+            address = ChannelOptions(member.Endpoint.Instance).Endpoint;
+        }
+
+        using var socket = address.IsUnix
+            ? new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified)
+            : new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        timeout.CancelAfter(check.Timeout);
+        try
+        {
+            await socket.ConnectAsync(address.ToEndPoint(), timeout.Token).ConfigureAwait(false);
+            ok = true;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException or IOException)
+        {
+            if (stop.IsCancellationRequested)
+            {
+                return;
+            }
+
+            ok = false;
+        }
+
+        endpoint.Health.RecordProbe(ok, check.UnhealthyAfter, check.HealthyAfter);
     }
 
     public IReadOnlyList<BalancerEndpoint> Endpoints => _endpoints;
@@ -368,6 +447,20 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _resolver.Updated -= OnUpdate;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_healthChecks is not null)
+        {
+            try
+            {
+                await _healthChecks.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // stopped
+            }
+        }
+
+        _stop.Dispose();
         List<ThriftChannel> channels;
         lock (_lock)
         {

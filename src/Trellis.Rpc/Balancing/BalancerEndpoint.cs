@@ -121,6 +121,28 @@ public sealed class OutlierState
 
     public bool IsEjected(long now) => now < Interlocked.Read(ref _ejectedUntil);
 
+    /// <summary>The active health check's verdict: down after its failures in a row, up again after its successes.</summary>
+    public bool ActiveDown => Volatile.Read(ref _activeDown);
+
+    private bool _activeDown;
+    private int _probeStreak; // > 0: successes in a row, < 0: failures in a row
+
+    internal void RecordProbe(bool ok, int unhealthyAfter, int healthyAfter)
+    {
+        lock (_lock)
+        {
+            _probeStreak = ok ? Math.Max(_probeStreak, 0) + 1 : Math.Min(_probeStreak, 0) - 1;
+            if (!ok && -_probeStreak >= unhealthyAfter)
+            {
+                Volatile.Write(ref _activeDown, true);
+            }
+            else if (ok && _probeStreak >= healthyAfter)
+            {
+                Volatile.Write(ref _activeDown, false);
+            }
+        }
+    }
+
     /// <summary>Half open: the ejection is over but no call has succeeded since.</summary>
     public bool InProbation(long now) => Volatile.Read(ref _probation) && !IsEjected(now);
 

@@ -89,7 +89,7 @@ public sealed class OutlierDetector(OutlierPolicy policy)
             }
 
             candidates++;
-            if (!e.Health.IsEjected(now))
+            if (!e.Health.IsEjected(now) && !e.Health.ActiveDown)
             {
                 usable++;
             }
@@ -101,7 +101,7 @@ public sealed class OutlierDetector(OutlierPolicy policy)
         }
 
         var probes = Policy.HalfOpenCalls;
-        return e => !e.Instance.Draining && !e.Health.IsEjected(now) && (e.Active < probes || !e.Health.InProbation(now));
+        return e => !e.Instance.Draining && !e.Health.IsEjected(now) && !e.Health.ActiveDown && (e.Active < probes || !e.Health.InProbation(now));
     }
 
     public static long Now => Stopwatch.GetTimestamp();
