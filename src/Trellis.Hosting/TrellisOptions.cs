@@ -75,6 +75,18 @@ public sealed class TrellisOptions
 
     public sealed class ClientSection
     {
+        /// <summary>
+        /// <c>proxy</c> (default): one channel to <see cref="Endpoint"/> or the local proxy. <c>direct</c>: discover the
+        /// instances of <see cref="Service"/> in the registry and balance every call across them in-process.
+        /// </summary>
+        public string Mode { get; set; } = "proxy";
+
+        /// <summary>Direct mode: the service's name in the registry (default: the client's name).</summary>
+        public string? Service { get; set; }
+
+        /// <summary>Direct mode: random, weighted_random, round_robin, least_active, p2c (default) or consistent_hash.</summary>
+        public string Strategy { get; set; } = "p2c";
+
         /// <summary>Where to call: a service instance or a proxy (<c>tcp://…</c>, <c>unix://…</c>). Default: <see cref="ProxyAddress"/>.</summary>
         public string? Endpoint { get; set; }
 

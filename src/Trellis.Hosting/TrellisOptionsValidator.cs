@@ -66,6 +66,31 @@ internal sealed class TrellisOptionsValidator : IValidateOptions<TrellisOptions>
 
         foreach (var (client, section) in options.Clients)
         {
+            if (section.Mode == "direct")
+            {
+                if (string.IsNullOrWhiteSpace(options.Product))
+                {
+                    errors.Add($"Trellis:Clients:{client}: direct mode looks the service up under Trellis:Product, which is not set");
+                }
+
+                try
+                {
+                    Trellis.Rpc.Balancing.BalancerStrategy.Parse(section.Strategy);
+                }
+                catch (ArgumentException e)
+                {
+                    errors.Add($"Trellis:Clients:{client}:Strategy: {e.Message}");
+                }
+
+                continue;
+            }
+
+            if (section.Mode != "proxy")
+            {
+                errors.Add($"Trellis:Clients:{client}:Mode: '{section.Mode}' is neither proxy nor direct");
+                continue;
+            }
+
             var endpoint = section.Endpoint ?? options.ProxyAddress;
             if (string.IsNullOrWhiteSpace(endpoint))
             {

@@ -1,3 +1,4 @@
+using Trellis.Rpc.Balancing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -61,10 +62,21 @@ public static class TrellisServiceCollectionExtensions
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(create);
         services.AddTrellis(configuration);
-        services.AddKeyedSingleton<ThriftChannel>(name, (sp, _) =>
+        services.AddKeyedSingleton<IThriftChannel>(name, (sp, _) =>
         {
             var options = sp.GetRequiredService<IOptions<TrellisOptions>>().Value;
             var section = options.Clients.GetValueOrDefault(name) ?? new TrellisOptions.ClientSection();
+            if (section.Mode == "direct")
+            {
+                var logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name);
+                var resolver = new RegistryResolver(sp.GetRequiredService<IServiceRegistry>(), options.Product, section.Service ?? name, logger: logger);
+                return new DirectChannel(resolver, new BalancedChannelOptions
+                {
+                    Strategy = BalancerStrategy.Parse(section.Strategy),
+                    DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
+                });
+            }
+
             var endpoint = section.Endpoint ?? options.ProxyAddress
                 ?? throw new InvalidOperationException($"client {name}: set Trellis:Clients:{name}:Endpoint or Trellis:ProxyAddress");
             return new ThriftChannel(new ThriftChannelOptions
@@ -79,7 +91,7 @@ public static class TrellisServiceCollectionExtensions
                 Logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name),
             });
         });
-        services.AddSingleton(sp => create(sp.GetRequiredKeyedService<ThriftChannel>(name)));
+        services.AddSingleton(sp => create(sp.GetRequiredKeyedService<IThriftChannel>(name)));
         return services;
     }
 

@@ -124,6 +124,9 @@ public sealed class HostingTests : IDisposable
             ["Trellis:Registry"] = "zookeeper",
             ["Trellis:Server:Listen:0"] = "not an endpoint",
             ["Trellis:Clients:orders:Framing"] = "framed",
+            ["Trellis:Clients:users:Mode"] = "direct",
+            ["Trellis:Clients:users:Strategy"] = "fastest",
+            ["Trellis:Clients:carts:Mode"] = "sideways",
         }, (services, configuration) => services.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(new EchoService())));
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
         var text = string.Join("\n", error.Failures);
@@ -131,6 +134,72 @@ public sealed class HostingTests : IDisposable
         Assert.Contains("ConnectString (rpc_proxy 'zk') is empty", text);
         Assert.Contains("Trellis:Server:Listen", text);
         Assert.Contains("Trellis:Clients:orders: no Endpoint", text);
+        Assert.Contains("Trellis:Clients:users:Strategy: unknown strategy 'fastest'", text);
+        Assert.Contains("Trellis:Clients:carts:Mode: 'sideways' is neither proxy nor direct", text);
+    }
+
+    [Fact]
+    public async Task ADirectModeClient_FindsTheServersInTheRegistry_AndBalancesAcrossThem()
+    {
+        var servers = new List<IHost>();
+        var services = new List<EchoService>();
+        try
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                var service = new EchoService();
+                services.Add(service);
+                var host = Build(new()
+                {
+                    ["Trellis:Product"] = "demo",
+                    ["Trellis:Registry"] = "local",
+                    ["Trellis:LocalRegistryPath"] = _registry,
+                    ["Trellis:Server:Listen:0"] = "tcp://127.0.0.1:0",
+                    ["Trellis:Server:AdvertisedHost"] = "127.0.0.1",
+                    ["Trellis:Server:DeregisterDelaySeconds"] = "0",
+                }, (s, configuration) => s.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(service)));
+                servers.Add(host);
+                await host.StartAsync();
+            }
+
+            using var clientHost = Build(new()
+            {
+                ["Trellis:Product"] = "demo",
+                ["Trellis:Registry"] = "local",
+                ["Trellis:LocalRegistryPath"] = _registry,
+                ["Trellis:Clients:Echo:Mode"] = "direct",
+                ["Trellis:Clients:Echo:Strategy"] = "round_robin",
+            }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
+            await clientHost.StartAsync();
+            var client = clientHost.Services.GetRequiredService<Echo.Echo.Client>();
+            var balanced = await Task.Run(async () =>
+            {
+                // the registry may show the second server a moment after the first
+                for (var attempt = 0; attempt < 100; attempt++)
+                {
+                    await client.FireAsync("x");
+                    if (services.All(s => s.Fired.Count > 0))
+                    {
+                        return true;
+                    }
+
+                    await Task.Delay(50);
+                }
+
+                return false;
+            });
+            Assert.True(balanced, $"calls reached {string.Join(", ", services.Select(s => s.Fired.Count))}");
+            Assert.Equal("direct", await client.EchoAsync("direct"));
+            await clientHost.StopAsync();
+        }
+        finally
+        {
+            foreach (var host in servers)
+            {
+                await host.StopAsync();
+                host.Dispose();
+            }
+        }
     }
 
     [Fact]
