@@ -281,6 +281,38 @@ public class BalancedEndToEndTests
     }
 
     [Fact]
+    public async Task ConsistentHashing_SendsAKeyToOneInstance_AndSpreadsKeys()
+    {
+        await using var a = await Node.StartAsync("a");
+        await using var b = await Node.StartAsync("b");
+        await using var c = await Node.StartAsync("c");
+        Node[] nodes = [a, b, c];
+        await using var channel = new BalancedChannel(new StaticResolver([a.Instance, b.Instance, c.Instance]),
+            new BalancedChannelOptions { Strategy = BalancerStrategy.Parse("consistent_hash") });
+        var client = new Echo.Echo.Client(channel);
+        var owners = new Dictionary<string, Node>();
+        for (var k = 0; k < 30; k++)
+        {
+            var key = $"user-{k}";
+            var before = nodes.Select(n => n.Backend.Calls).ToArray();
+            using (BalancedChannel.WithHashKey(key))
+            {
+                for (var i = 0; i < 5; i++)
+                {
+                    await client.EchoAsync(key);
+                }
+            }
+
+            var hit = nodes.Where((n, i) => n.Backend.Calls > before[i]).ToArray();
+            Assert.True(hit.Length == 1, $"{key} went to {hit.Length} instances");
+            Assert.Equal(5, hit[0].Backend.Calls - before[Array.IndexOf(nodes, hit[0])]);
+            owners[key] = hit[0];
+        }
+
+        Assert.Equal(3, owners.Values.Distinct().Count()); // 30 keys land on all three
+    }
+
+    [Fact]
     public async Task TheStrategy_CanBeSwitchedWhileCallsFlow()
     {
         await using var a = await Node.StartAsync("a");
