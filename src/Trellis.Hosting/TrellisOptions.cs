@@ -87,6 +87,13 @@ public sealed class TrellisOptions
         /// <summary>Direct mode: random, weighted_random, round_robin, least_active, p2c (default) or consistent_hash.</summary>
         public string Strategy { get; set; } = "p2c";
 
+        /// <summary>
+        /// Direct mode: prefer instances on this host, then in this zone (the first two octets of the address chosen
+        /// like the server's: <c>Server:AdvertisedHost</c>, else <c>Server:IpPrefix</c>), spilling over when they are
+        /// unhealthy or saturated. Default on.
+        /// </summary>
+        public bool Locality { get; set; } = true;
+
         /// <summary>Where to call: a service instance or a proxy (<c>tcp://…</c>, <c>unix://…</c>). Default: <see cref="ProxyAddress"/>.</summary>
         public string? Endpoint { get; set; }
 

@@ -70,9 +70,17 @@ public static class TrellisServiceCollectionExtensions
             {
                 var logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name);
                 var resolver = new RegistryResolver(sp.GetRequiredService<IServiceRegistry>(), options.Product, section.Service ?? name, logger: logger);
+                var strategy = BalancerStrategy.Parse(section.Strategy);
+                if (section.Locality)
+                {
+                    var self = ServiceHost.AdvertisedHost("0.0.0.0", options.Server.AdvertisedHost, options.Server.IpPrefix);
+                    var zone = LocalityStrategy.ZoneOf(new ServiceInstance { Product = options.Product, Service = "self", InstanceId = "self", Host = self, Port = 1 });
+                    strategy = new LocalityStrategy(strategy, self, zone);
+                }
+
                 return new DirectChannel(resolver, new BalancedChannelOptions
                 {
-                    Strategy = BalancerStrategy.Parse(section.Strategy),
+                    Strategy = strategy,
                     DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
                 });
             }

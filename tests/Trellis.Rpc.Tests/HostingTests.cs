@@ -138,8 +138,10 @@ public sealed class HostingTests : IDisposable
         Assert.Contains("Trellis:Clients:carts:Mode: 'sideways' is neither proxy nor direct", text);
     }
 
-    [Fact]
-    public async Task ADirectModeClient_FindsTheServersInTheRegistry_AndBalancesAcrossThem()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ADirectModeClient_FindsTheServersInTheRegistry_AndBalancesAcrossThem_OrPrefersItsHost(bool locality)
     {
         var servers = new List<IHost>();
         var services = new List<EchoService>();
@@ -154,8 +156,9 @@ public sealed class HostingTests : IDisposable
                     ["Trellis:Product"] = "demo",
                     ["Trellis:Registry"] = "local",
                     ["Trellis:LocalRegistryPath"] = _registry,
-                    ["Trellis:Server:Listen:0"] = "tcp://127.0.0.1:0",
-                    ["Trellis:Server:AdvertisedHost"] = "127.0.0.1",
+                    // two hosts on loopback: 127.0.0.1 (the client's) and 127.0.0.2
+                    ["Trellis:Server:Listen:0"] = $"tcp://127.0.0.{i + 1}:0",
+                    ["Trellis:Server:AdvertisedHost"] = $"127.0.0.{i + 1}",
                     ["Trellis:Server:DeregisterDelaySeconds"] = "0",
                 }, (s, configuration) => s.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(service)));
                 servers.Add(host);
@@ -169,6 +172,8 @@ public sealed class HostingTests : IDisposable
                 ["Trellis:LocalRegistryPath"] = _registry,
                 ["Trellis:Clients:Echo:Mode"] = "direct",
                 ["Trellis:Clients:Echo:Strategy"] = "round_robin",
+                ["Trellis:Clients:Echo:Locality"] = locality ? "true" : "false",
+                ["Trellis:Server:AdvertisedHost"] = "127.0.0.1",
             }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
             await clientHost.StartAsync();
             var client = clientHost.Services.GetRequiredService<Echo.Echo.Client>();
@@ -183,12 +188,23 @@ public sealed class HostingTests : IDisposable
                         return true;
                     }
 
-                    await Task.Delay(50);
+                    await Task.Delay(20);
                 }
 
                 return false;
             });
-            Assert.True(balanced, $"calls reached {string.Join(", ", services.Select(s => s.Fired.Count))}");
+            if (locality)
+            {
+                // the same host first: the instance on 127.0.0.2 gets nothing while the local one is healthy
+                Assert.False(balanced);
+                await Wait.UntilAsync(() => services.Sum(s => s.Fired.Count) == 100, TimeSpan.FromSeconds(10), "the oneway calls to arrive");
+                Assert.Equal(100, services[0].Fired.Count);
+            }
+            else
+            {
+                Assert.True(balanced, $"calls reached {string.Join(", ", services.Select(s => s.Fired.Count))}");
+            }
+
             Assert.Equal("direct", await client.EchoAsync("direct"));
             await clientHost.StopAsync();
         }
