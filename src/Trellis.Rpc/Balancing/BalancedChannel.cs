@@ -128,12 +128,10 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                 return;
             }
 
-            address = ChannelOptions(member.Endpoint.Instance).Endpoint;
+            address = member.Channel.Endpoint; // where calls to it go
         }
 
-        using var socket = address.IsUnix
-            ? new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified)
-            : new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        using var socket = address.NewClientSocket();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
         timeout.CancelAfter(check.Timeout);
         try

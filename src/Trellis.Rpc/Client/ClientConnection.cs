@@ -43,9 +43,7 @@ internal sealed class ClientConnection : IAsyncDisposable
     public static async Task<ClientConnection> ConnectAsync(ThriftChannelOptions options, CancellationToken cancellationToken)
     {
         var endpoint = options.Endpoint;
-        var socket = endpoint.IsUnix
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = endpoint.NewClientSocket();
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -67,6 +67,11 @@ public sealed record RpcEndpoint
         return Tcp(text[..colon].Trim('[', ']'), port);
     }
 
+    /// <summary>An unconnected client socket of the right family for this endpoint (TCP with Nagle off).</summary>
+    internal Socket NewClientSocket() => IsUnix
+        ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+        : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+
     internal EndPoint ToEndPoint() => IsUnix
         ? new UnixDomainSocketEndPoint(UnixPath!)
         : IPAddress.TryParse(Host, out var ip) ? new IPEndPoint(ip, Port) : new DnsEndPoint(Host!, Port);
