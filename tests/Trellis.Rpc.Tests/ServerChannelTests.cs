@@ -208,20 +208,3 @@ public class ServerChannelTests
         Assert.Equal(4, channel.ConnectionCount); // idle connections are reused, not multiplied
     }
 }
-
-internal static class Wait
-{
-    public static async Task UntilAsync(Func<bool> condition, TimeSpan? timeout = null, string? what = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("timed out waiting" + (what is null ? "" : " for " + what));
-            }
-
-            await Task.Delay(10);
-        }
-    }
-}

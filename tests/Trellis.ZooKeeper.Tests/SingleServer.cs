@@ -31,21 +31,3 @@ public sealed class SingleServerCollection : ICollectionFixture<SingleServer>
 {
     public const string Name = "single ZooKeeper server";
 }
-
-internal static class Wait
-{
-    /// <summary>Polls until <paramref name="condition"/> holds (for things that happen in the background).</summary>
-    public static async Task UntilAsync(Func<bool> condition, TimeSpan? timeout = null, string? what = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("timed out waiting" + (what is null ? "" : " for " + what));
-            }
-
-            await Task.Delay(20);
-        }
-    }
-}

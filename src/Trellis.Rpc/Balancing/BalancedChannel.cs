@@ -78,25 +78,24 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
 {
     private readonly IInstanceResolver _resolver;
     private readonly BalancedChannelOptions _options;
-    private readonly OutlierDetector _detector;
-    private readonly object _lock = new();
-    private readonly Dictionary<string, (BalancerEndpoint Endpoint, ThriftChannel Channel)> _members = new(StringComparer.Ordinal);
-    private volatile Picker _picker;
-    private ImmutableArray<BalancerEndpoint> _endpoints = [];
+    private readonly EndpointSet<ThriftChannel> _set;
 
     public BalancedChannel(IInstanceResolver resolver, BalancedChannelOptions? options = null)
     {
         _resolver = resolver ?? throw new ArgumentNullException(nameof(resolver));
         _options = options ?? new BalancedChannelOptions();
-        _detector = new OutlierDetector(_options.Outliers);
-        _picker = _options.Strategy.Build([]);
         if (_options.HealthCheck is { } bad && (bad.Interval <= TimeSpan.Zero || bad.Timeout <= TimeSpan.Zero || bad.UnhealthyAfter < 1 || bad.HealthyAfter < 1))
         {
             throw new ArgumentException("HealthCheck: Interval and Timeout must be positive, UnhealthyAfter and HealthyAfter at least 1", nameof(options));
         }
 
+        var linger = _options.DefaultTimeout;
+        _set = new EndpointSet<ThriftChannel>(_options.Strategy, _options.Outliers, _options.WarmUp,
+            instance => new ThriftChannel(ChannelOptions(instance)),
+            // let calls in flight on it finish, then close
+            channel => _ = Task.Delay(linger).ContinueWith(_ => channel.DisposeAsync().AsTask(), TaskScheduler.Default));
         _resolver.Updated += OnUpdate;
-        Rebuild(_resolver.Instances);
+        _set.Update(_resolver.Instances);
         if (_options.HealthCheck is { } check)
         {
             _healthChecks = Task.Run(() => CheckHealthAsync(check, _stop.Token));
@@ -111,7 +110,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         using var timer = new PeriodicTimer(check.Interval);
         do
         {
-            var endpoints = _endpoints;
+            var endpoints = _set.Endpoints;
             await Task.WhenAll(endpoints.Select(e => ProbeAsync(e, check, stop))).ConfigureAwait(false);
         }
         while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false));
@@ -120,16 +119,12 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
     private async Task ProbeAsync(BalancerEndpoint endpoint, HealthCheckPolicy check, CancellationToken stop)
     {
         bool ok;
-        RpcEndpoint address;
-        lock (_lock)
+        if (_set.ConnectionOf(endpoint) is not { } channel)
         {
-            if (!_members.TryGetValue(endpoint.Key, out var member))
-            {
-                return;
-            }
-
-            address = member.Channel.Endpoint; // where calls to it go
+            return;
         }
+
+        var address = channel.Endpoint; // where calls to it go
 
         using var socket = address.NewClientSocket();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
@@ -152,7 +147,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         endpoint.Health.RecordProbe(ok, check.UnhealthyAfter, check.HealthyAfter);
     }
 
-    public IReadOnlyList<BalancerEndpoint> Endpoints => _endpoints;
+    public IReadOnlyList<BalancerEndpoint> Endpoints => _set.Endpoints;
 
     private static readonly AsyncLocal<ulong?> NextHashKey = new();
 
@@ -178,59 +173,9 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
     }
 
     /// <summary>Switches strategy at run time: the next pick uses it.</summary>
-    public void SetStrategy(BalancerStrategy strategy)
-    {
-        ArgumentNullException.ThrowIfNull(strategy);
-        lock (_lock)
-        {
-            _picker = strategy.Build(_endpoints);
-            _strategy = strategy;
-        }
-    }
+    public void SetStrategy(BalancerStrategy strategy) => _set.SetStrategy(strategy);
 
-    private BalancerStrategy? _strategy;
-
-    private void OnUpdate(ResolverUpdate update) => Rebuild(update.Instances);
-
-    private void Rebuild(IReadOnlyList<ServiceInstance> instances)
-    {
-        List<ThriftChannel> retired = [];
-        lock (_lock)
-        {
-            var keep = instances.ToDictionary(i => i.InstanceId, StringComparer.Ordinal);
-            foreach (var key in _members.Keys.Where(k => !keep.ContainsKey(k)).ToList())
-            {
-                retired.Add(_members[key].Channel);
-                _members.Remove(key);
-            }
-
-            foreach (var instance in instances)
-            {
-                if (_members.TryGetValue(instance.InstanceId, out var member))
-                {
-                    if (member.Endpoint.Instance.Endpoint() == instance.Endpoint())
-                    {
-                        // same address: keep the endpoint and its live state, take the new record (weight, draining…)
-                        member.Endpoint.Update(instance);
-                        continue;
-                    }
-
-                    retired.Add(member.Channel);
-                }
-
-                _members[instance.InstanceId] = (new BalancerEndpoint(instance, _options.WarmUp), new ThriftChannel(ChannelOptions(instance)));
-            }
-
-            _endpoints = [.. _members.Values.Select(m => m.Endpoint).OrderBy(e => e.Key, StringComparer.Ordinal)];
-            _picker = (_strategy ?? _options.Strategy).Build(_endpoints);
-        }
-
-        foreach (var channel in retired)
-        {
-            // let calls in flight on it finish, then close
-            _ = Task.Delay(_options.DefaultTimeout).ContinueWith(_ => channel.DisposeAsync().AsTask(), TaskScheduler.Default);
-        }
-    }
+    private void OnUpdate(ResolverUpdate update) => _set.Update(update.Instances);
 
     private ThriftChannelOptions ChannelOptions(ServiceInstance instance) =>
         _options.ChannelOptions?.Invoke(instance) ?? new ThriftChannelOptions
@@ -364,7 +309,8 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         List<BalancerEndpoint>? tried = avoid is { Length: > 0 } ? [.. avoid] : null;
         for (var attempt = 0; ; attempt++)
         {
-            var (endpoint, channel, all) = Pick(tried);
+            var pick = _set.Pick(tried, NextHashKey.Value);
+            var (endpoint, channel) = (pick.Endpoint, pick.Connection);
             picked?.Invoke(endpoint);
             endpoint.Begin();
             var started = Stopwatch.GetTimestamp();
@@ -376,7 +322,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                     await send(channel, cancellationToken).ConfigureAwait(false);
                 }
 
-                Finish(endpoint, started, success: true, all);
+                _set.Finish(pick, started, success: true);
                 if (!hedge)
                 {
                     _options.Budget.Deposit();
@@ -392,7 +338,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
             catch (Exception e)
             {
                 var kind = Classify(e);
-                Finish(endpoint, started, success: kind is Outcome.Answered or Outcome.Overloaded, all);
+                _set.Finish(pick, started, success: kind is Outcome.Answered or Outcome.Overloaded);
                 if (attempt == 0 && !hedge)
                 {
                     _options.Budget.Deposit();
@@ -407,42 +353,6 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                 (tried ??= []).Add(endpoint);
             }
         }
-    }
-
-    private (BalancerEndpoint, ThriftChannel, ImmutableArray<BalancerEndpoint>) Pick(List<BalancerEndpoint>? tried)
-    {
-        var now = OutlierDetector.Now;
-        Picker picker;
-        ImmutableArray<BalancerEndpoint> all;
-        lock (_lock)
-        {
-            picker = _picker;
-            all = _endpoints;
-        }
-
-        var usable = _detector.Usable(all, now);
-        var filter = tried is null ? usable : e => usable(e) && !tried.Contains(e);
-        var context = new PickContext(NextHashKey.Value);
-        var endpoint = picker.Pick(context, filter) ?? (tried is null ? null : picker.Pick(context, usable))
-            // every usable endpoint is a half-open one already holding its probe: better one more call than none
-            ?? picker.Pick(context, e => !e.Instance.Draining && !e.Health.IsEjected(now));
-        if (endpoint is null)
-        {
-            throw new TApplicationException(TApplicationExceptionType.InternalError,
-                all.Length == 0 ? "no instance available: the service has no registered instances" : $"no instance available: all {all.Length} are draining or ejected");
-        }
-
-        lock (_lock)
-        {
-            return (endpoint, _members[endpoint.Key].Channel, all);
-        }
-    }
-
-    private void Finish(BalancerEndpoint endpoint, long started, bool success, ImmutableArray<BalancerEndpoint> all)
-    {
-        var now = Stopwatch.GetTimestamp();
-        endpoint.End(Stopwatch.GetElapsedTime(started, now), success, now);
-        _detector.AfterCall(endpoint, all, now);
     }
 
     private enum Outcome
@@ -483,14 +393,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         }
 
         _stop.Dispose();
-        List<ThriftChannel> channels;
-        lock (_lock)
-        {
-            channels = [.. _members.Values.Select(m => m.Channel)];
-            _members.Clear();
-        }
-
-        foreach (var channel in channels)
+        foreach (var channel in _set.Clear())
         {
             await channel.DisposeAsync().ConfigureAwait(false);
         }

@@ -61,6 +61,11 @@ public sealed partial class RegistryResolver(IServiceRegistry registry, string p
     private readonly Dictionary<string, (ServiceInstance Instance, DateTime Until)> _held = new(StringComparer.Ordinal);
     private IServiceWatch? _watch;
     private Timer? _timer;
+    private string? _proxiesZone;
+
+    /// <summary>The central proxies of a zone (<c>/trellis/{product}/proxies/{zone}</c>) instead of a service's instances.</summary>
+    public static RegistryResolver ForCentralProxies(IServiceRegistry registry, string product, string zone, ILogger? logger = null) =>
+        new(registry, product, "proxy", logger: logger) { _proxiesZone = zone ?? throw new ArgumentNullException(nameof(zone)) };
 
     public IReadOnlyList<ServiceInstance> Instances => _diff.Current;
 
@@ -68,7 +73,9 @@ public sealed partial class RegistryResolver(IServiceRegistry registry, string p
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        _watch = await registry.WatchAsync(product, service, cancellationToken).ConfigureAwait(false);
+        _watch = _proxiesZone is { } zone
+            ? await registry.WatchProxiesAsync(product, zone, cancellationToken).ConfigureAwait(false)
+            : await registry.WatchAsync(product, service, cancellationToken).ConfigureAwait(false);
         _watch.Changed += OnChanged;
         // held removals expire within a tenth of the hold-down of their time
         var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(10).Ticks, _holdDown.Ticks / 10));

@@ -91,6 +91,8 @@ public sealed partial class ServiceHost : IAsyncDisposable
                 Version = _options.Version,
                 Tags = _options.Tags,
                 Multiplexed = true,
+                // a Trellis server takes every encoding; THeader carries the caller's deadline and trace context to it
+                Framing = "header",
                 MaxConcurrency = _server.Options.MaxConcurrentCalls,
                 Pid = Environment.ProcessId,
                 StartedAt = DateTimeOffset.UtcNow,

@@ -36,17 +36,29 @@ public sealed partial class LocalRegistry : IServiceRegistry
             ? Path.Combine(runtime, "trellis")
             : Path.Combine(Path.GetTempPath(), "trellis-" + Environment.UserName);
 
-    private string Directory(string product, string service) => _root + RegistryPaths.Instances(product, service)[RegistryPaths.Root.Length..];
+    private string Directory(string product, string service) => Under(RegistryPaths.Instances(product, service));
+
+    private string Under(string registryPath) => _root + registryPath[RegistryPaths.Root.Length..];
 
     public Task<IRegistration> RegisterAsync(ServiceInstance instance, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(instance);
+        return RegisterAtAsync(Directory(instance.Product, instance.Service), instance);
+    }
+
+    public Task<IRegistration> RegisterProxyAsync(ServiceInstance proxy, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(proxy);
+        return RegisterAtAsync(Under(RegistryPaths.Proxies(proxy.Product, proxy.Zone)), proxy);
+    }
+
+    private Task<IRegistration> RegisterAtAsync(string directory, ServiceInstance instance)
+    {
         if (instance.Validate() is { } problem)
         {
             throw new ArgumentException($"instance record is not valid: {problem}", nameof(instance));
         }
 
-        var directory = Directory(instance.Product, instance.Service);
         System.IO.Directory.CreateDirectory(directory);
         var registration = new Registration(this, Path.Combine(directory, instance.InstanceId + ".json"), instance);
         registration.Write();
@@ -54,14 +66,28 @@ public sealed partial class LocalRegistry : IServiceRegistry
         return Task.FromResult<IRegistration>(registration);
     }
 
-    public async Task<IServiceWatch> WatchAsync(string product, string service, CancellationToken cancellationToken = default)
+    public Task<IServiceWatch> WatchAsync(string product, string service, CancellationToken cancellationToken = default)
     {
         if (!RegistryPaths.IsName(product) || !RegistryPaths.IsName(service))
         {
             throw new ArgumentException("product and service must be names without '/'");
         }
 
-        var directory = Directory(product, service);
+        return WatchAtAsync(Directory(product, service));
+    }
+
+    public Task<IServiceWatch> WatchProxiesAsync(string product, string zone, CancellationToken cancellationToken = default)
+    {
+        if (!RegistryPaths.IsName(product) || (zone.Length > 0 && !RegistryPaths.IsName(zone)))
+        {
+            throw new ArgumentException("product and zone must be names without '/'");
+        }
+
+        return WatchAtAsync(Under(RegistryPaths.Proxies(product, zone)));
+    }
+
+    private async Task<IServiceWatch> WatchAtAsync(string directory)
+    {
         System.IO.Directory.CreateDirectory(directory);
         var watch = new Watch(this, directory);
         await watch.StartAsync().ConfigureAwait(false);

@@ -96,6 +96,9 @@ public static class RegistryPaths
 
     public static string Instance(string product, string service, string instanceId) => $"{Instances(product, service)}/{instanceId}";
 
+    /// <summary>Where the central proxies of a zone register (<c>zone</c> empty: the product's default zone <c>_</c>).</summary>
+    public static string Proxies(string product, string zone) => $"{Root}/{product}/proxies/{(zone.Length == 0 ? "_" : zone)}";
+
     public static bool IsName(string? name) =>
         !string.IsNullOrWhiteSpace(name) && !name.Contains('/', StringComparison.Ordinal) && name is not ("." or "..") && name.Length <= 255;
 }
@@ -127,4 +130,10 @@ public interface IServiceRegistry : IAsyncDisposable
     Task<IRegistration> RegisterAsync(ServiceInstance instance, CancellationToken cancellationToken = default);
 
     Task<IServiceWatch> WatchAsync(string product, string service, CancellationToken cancellationToken = default);
+
+    /// <summary>Registers a central proxy under <see cref="RegistryPaths.Proxies"/> of its product and zone.</summary>
+    Task<IRegistration> RegisterProxyAsync(ServiceInstance proxy, CancellationToken cancellationToken = default);
+
+    /// <summary>Watches the central proxies of a zone.</summary>
+    Task<IServiceWatch> WatchProxiesAsync(string product, string zone, CancellationToken cancellationToken = default);
 }

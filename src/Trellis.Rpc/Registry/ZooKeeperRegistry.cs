@@ -34,29 +34,55 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry
 
     public ZooKeeperSessionManager Sessions => _sessions;
 
-    public async Task<IRegistration> RegisterAsync(ServiceInstance instance, CancellationToken cancellationToken = default)
+    public Task<IRegistration> RegisterAsync(ServiceInstance instance, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(instance);
+        return RegisterAtAsync(RegistryPaths.Instances(instance.Product, instance.Service), instance, cancellationToken);
+    }
+
+    public Task<IRegistration> RegisterProxyAsync(ServiceInstance proxy, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(proxy);
+        return RegisterAtAsync(RegistryPaths.Proxies(proxy.Product, proxy.Zone), proxy, cancellationToken);
+    }
+
+    private async Task<IRegistration> RegisterAtAsync(string directory, ServiceInstance instance, CancellationToken cancellationToken)
+    {
         if (instance.Validate() is { } problem)
         {
             throw new ArgumentException($"instance record is not valid: {problem}", nameof(instance));
         }
 
-        var path = RegistryPaths.Instance(instance.Product, instance.Service, instance.InstanceId);
+        var path = directory + "/" + instance.InstanceId;
         var node = new PersistentEphemeralNode(_sessions, path, instance.ToJson(), logger: _logger);
         await node.StartAsync(cancellationToken).ConfigureAwait(false);
         LogRegistered(_logger, path);
         return new Registration(node, instance);
     }
 
-    public async Task<IServiceWatch> WatchAsync(string product, string service, CancellationToken cancellationToken = default)
+    public Task<IServiceWatch> WatchAsync(string product, string service, CancellationToken cancellationToken = default)
     {
         if (!RegistryPaths.IsName(product) || !RegistryPaths.IsName(service))
         {
             throw new ArgumentException("product and service must be names without '/'");
         }
 
-        var watch = new Watch(new ChildrenCache(_sessions, RegistryPaths.Instances(product, service), logger: _logger), _logger);
+        return WatchAtAsync(RegistryPaths.Instances(product, service), cancellationToken);
+    }
+
+    public Task<IServiceWatch> WatchProxiesAsync(string product, string zone, CancellationToken cancellationToken = default)
+    {
+        if (!RegistryPaths.IsName(product) || (zone.Length > 0 && !RegistryPaths.IsName(zone)))
+        {
+            throw new ArgumentException("product and zone must be names without '/'");
+        }
+
+        return WatchAtAsync(RegistryPaths.Proxies(product, zone), cancellationToken);
+    }
+
+    private async Task<IServiceWatch> WatchAtAsync(string path, CancellationToken cancellationToken)
+    {
+        var watch = new Watch(new ChildrenCache(_sessions, path, logger: _logger), _logger);
         await watch.StartAsync(cancellationToken).ConfigureAwait(false);
         return watch;
     }

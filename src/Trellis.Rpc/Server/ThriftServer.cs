@@ -127,48 +127,7 @@ public sealed partial class ThriftServer : IAsyncDisposable
         return Task.CompletedTask;
     }
 
-    private (Socket Socket, RpcEndpoint Bound) Bind(RpcEndpoint endpoint)
-    {
-        if (endpoint.IsUnix)
-        {
-            var path = endpoint.UnixPath!;
-            UnixSocketFiles.Prepare(path);
-            var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                unix.Bind(new UnixDomainSocketEndPoint(path));
-                if (!OperatingSystem.IsWindows())
-                {
-                    File.SetUnixFileMode(path, _options.UnixSocketMode);
-                }
-
-                unix.Listen(512);
-                return (unix, endpoint);
-            }
-            catch
-            {
-                unix.Dispose();
-                throw;
-            }
-        }
-
-        var address = IPAddress.TryParse(endpoint.Host, out var ip) ? ip
-            : endpoint.Host is "localhost" ? IPAddress.Loopback
-            : Dns.GetHostAddresses(endpoint.Host!).FirstOrDefault() ?? throw new ArgumentException($"cannot resolve {endpoint.Host}");
-        var tcp = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            tcp.Bind(new IPEndPoint(address, endpoint.Port));
-            tcp.Listen(512);
-            var actual = (IPEndPoint)tcp.LocalEndPoint!;
-            return (tcp, RpcEndpoint.Tcp(endpoint.Host!, actual.Port));
-        }
-        catch
-        {
-            tcp.Dispose();
-            throw;
-        }
-    }
+    private (Socket Socket, RpcEndpoint Bound) Bind(RpcEndpoint endpoint) => ListenSockets.Bind(endpoint, _options.UnixSocketMode);
 
     private async Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint)
     {

@@ -100,6 +100,8 @@ def parse_args(argv):
                    help="tcp-serve/tcp-call: address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None,
                    help="tcp-serve/tcp-call: TCP port (tcp-serve: 0 = ephemeral)")
+    p.add_argument("--uds", default=None, metavar="PATH",
+                   help="tcp-call: connect to this Unix socket instead of TCP")
     p.add_argument("--count", type=int, default=None,
                    help="tcp-call: number of sequential calls (default 1)")
     p.add_argument("--i32v", type=int, default=None,
@@ -157,7 +159,12 @@ def _validate(args):
     elif args.method is not None:
         raise UsageError("--method is only valid for call/read-reply/tcp-call")
 
-    if tcp_mode:
+    if args.uds is not None:
+        if mode != "tcp-call":
+            raise UsageError("--uds is only valid for tcp-call")
+        if args.port is not None or args.host is not None:
+            raise UsageError("--uds replaces --port/--host")
+    elif tcp_mode:
         if args.port is None:
             raise UsageError("%s needs --port P" % mode)
         if not 0 <= args.port <= 65535:
@@ -741,7 +748,10 @@ def _emit(report):
 
 def mode_tcp_call(args):
     _setup_logging()
-    sock = TSocket.TSocket(args.host, args.port)
+    if args.uds is not None:
+        sock = TSocket.TSocket(unix_socket=args.uds)
+    else:
+        sock = TSocket.TSocket(args.host, args.port)
     sock.setTimeout(CLIENT_TIMEOUT_MS)
     # Unframed: the generated client would otherwise write field by field.
     base = TBufferedTransport(sock) if args.framing == "unframed" else sock

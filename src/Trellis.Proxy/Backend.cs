@@ -1,0 +1,334 @@
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Trellis.Rpc;
+using Trellis.Rpc.Registry;
+using Trellis.Thrift;
+using Trellis.Thrift.Buffers;
+
+namespace Trellis.Proxy;
+
+/// <summary>
+/// One connection to an instance. Calls get seqids of this connection (the caller's seqid is kept on the call and
+/// restored on the reply), so calls from many application connections share it; replies are matched by seqid in
+/// any order. A seqid stays taken until its reply arrives or the connection ends, even after its call timed out.
+/// </summary>
+internal sealed class BackendConnection : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _reader;
+    private readonly SendQueue _send;
+    private readonly Dictionary<int, Pending> _pending = [];
+    private readonly ThriftLimits _limits;
+    private readonly TaskCompletionSource<Exception> _broken = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _seqId;
+    private int _expired;
+
+    private BackendConnection(Socket socket, ServiceInstance instance, ThriftLimits limits)
+    {
+        _socket = socket;
+        Instance = instance;
+        _limits = limits;
+        Encoding = EncodingOf(instance);
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        _send = new SendQueue(socket, e => Break(new TTransportException(TTransportErrorKind.EndOfFile, $"connection to {Instance.InstanceId} lost: {e.Message}", e)));
+        _ = Task.Run(ReadLoopAsync);
+    }
+
+    public ServiceInstance Instance { get; }
+
+    public ThriftEncoding Encoding { get; }
+
+    public bool IsBroken => _broken.Task.IsCompleted;
+
+    /// <summary>Calls waiting for a reply (timed-out ones whose seqid is still taken included).</summary>
+    public int Outstanding
+    {
+        get
+        {
+            lock (_pending)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
+    public Task Broken => _broken.Task;
+
+    public static ThriftEncoding EncodingOf(ServiceInstance instance) => new(
+        instance.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
+        instance.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary);
+
+    public static async Task<BackendConnection> ConnectAsync(ServiceInstance instance, ProxyOptions options, CancellationToken cancellationToken)
+    {
+        var endpoint = instance.Endpoint();
+        var socket = endpoint.NewClientSocket();
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(options.ConnectTimeout);
+            await socket.ConnectAsync(endpoint.ToEndPoint(), timeout.Token).ConfigureAwait(false);
+            return new BackendConnection(socket, instance, options.Limits);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"connecting to {instance.InstanceId} at {endpoint} timed out after {options.ConnectTimeout.TotalMilliseconds:F0} ms");
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"cannot connect to {instance.InstanceId} at {endpoint}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Sends a call; the task ends with the backend's reply (a oneway's at once, once queued).</summary>
+    /// <exception cref="TTransportException">NotOpen: the call was not sent.</exception>
+    public Task<BackendReply> SendAsync(ForwardCall call)
+    {
+        if (_broken.Task.IsCompleted)
+        {
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"not sent: the connection to {Instance.InstanceId} had closed", _broken.Task.Result);
+        }
+
+        var pending = call.IsOneway ? null : new Pending(call.Method, call.Deadline);
+        int seqId;
+        lock (_pending)
+        {
+            do
+            {
+                seqId = ++_seqId & int.MaxValue;
+            }
+            while (_pending.ContainsKey(seqId));
+
+            if (pending is not null)
+            {
+                _pending.Add(seqId, pending);
+            }
+        }
+
+        bool queued;
+        try
+        {
+            queued = _send.Write((this, call, seqId), static (output, s) => s.Item1.WriteCall(output, s.call, s.seqId));
+        }
+        catch
+        {
+            Forget(seqId);
+            throw;
+        }
+
+        if (!queued)
+        {
+            Forget(seqId);
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"not sent: the connection to {Instance.InstanceId} had closed");
+        }
+
+        return pending?.Completion.Task ?? Task.FromResult(default(BackendReply));
+    }
+
+    private void Forget(int seqId)
+    {
+        lock (_pending)
+        {
+            _pending.Remove(seqId);
+        }
+    }
+
+    private void WriteCall(PooledBufferWriter output, ForwardCall call, int seqId)
+    {
+        // a multiplexed instance takes service:method; one that serves a single service takes the bare name
+        var name = Instance.Multiplexed ? call.Name : call.Method;
+        THeaderInfo? info = null;
+        if (Encoding.Framing == ThriftFraming.Header)
+        {
+            info = new THeaderInfo();
+            if (call.Headers is not null)
+            {
+                foreach (var (key, value) in call.Headers)
+                {
+                    info.Add(key, value);
+                }
+            }
+
+            var left = Math.Max(0, (long)Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), call.Deadline).TotalMilliseconds);
+            info.Set(RpcHeaders.Timeout, left.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        Envelope.WriteFrame(output, Encoding.Framing, Encoding.Protocol, new TMessageHeader(name, call.Type, seqId),
+            call.Body.Span, call.Protocol, info, _limits);
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        using var decoder = new ThriftFrameDecoder(Encoding, _limits);
+        try
+        {
+            while (true)
+            {
+                var result = await _reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                while (decoder.TryReadFrame(ref buffer, out var frame))
+                {
+                    OnReply(frame);
+                }
+
+                _reader.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    throw new IOException("the instance closed the connection");
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Break(e as TException ?? new TTransportException(TTransportErrorKind.EndOfFile, $"connection to {Instance.InstanceId} lost: {e.Message}", e));
+        }
+    }
+
+    private void OnReply(in ThriftFrame frame)
+    {
+        var span = frame.Payload.Span;
+        var header = Envelope.Read(span, frame.Protocol, _limits, out var bodyOffset);
+        Pending? call;
+        lock (_pending)
+        {
+            if (_pending.Remove(header.SeqId, out call) && call.Expired)
+            {
+                _expired--;
+            }
+        }
+
+        if (call is null)
+        {
+            throw new TApplicationException(TApplicationExceptionType.BadSequenceId, $"{Instance.InstanceId} replied with seqid {header.SeqId}, which matches no call");
+        }
+
+        if (header.Type is not (TMessageType.Reply or TMessageType.Exception))
+        {
+            var error = new TApplicationException(TApplicationExceptionType.InvalidMessageType, $"{Instance.InstanceId} replied with message type {(int)header.Type}");
+            call.Completion.TrySetException(error);
+            throw error;
+        }
+
+        var name = header.Name.AsSpan();
+        var colon = name.LastIndexOf(':');
+        if (!(colon >= 0 ? name[(colon + 1)..] : name).SequenceEqual(call.Method))
+        {
+            var error = new TApplicationException(TApplicationExceptionType.WrongMethodName,
+                $"{Instance.InstanceId} replied for '{MultiplexedName.ForEcho(header.Name)}' to a call of '{call.Method}'");
+            call.Completion.TrySetException(error);
+            throw error;
+        }
+
+        if (call.Completion.Task.IsCompleted)
+        {
+            return; // timed out: the late reply only frees its seqid
+        }
+
+        List<KeyValuePair<string, string>>? headers = null;
+        if (frame.Header is { Headers.Count: > 0 } info)
+        {
+            headers = [.. info.Headers];
+        }
+
+        var body = new PooledBody(span[bodyOffset..]);
+        if (!call.Completion.TrySetResult(new BackendReply(header.Type, body, frame.Protocol, headers)))
+        {
+            body.Dispose();
+        }
+    }
+
+    /// <summary>Fails the calls whose deadline has passed (their seqids stay taken until a late reply or the end).</summary>
+    public void Expire(long now)
+    {
+        List<Pending>? late = null;
+        lock (_pending)
+        {
+            foreach (var call in _pending.Values)
+            {
+                if (!call.Expired && call.Deadline <= now)
+                {
+                    call.Expired = true;
+                    _expired++;
+                    (late ??= []).Add(call);
+                }
+            }
+        }
+
+        if (late is null)
+        {
+            return;
+        }
+
+        foreach (var call in late)
+        {
+            call.Completion.TrySetException(new TimeoutException($"{Instance.InstanceId} did not answer {call.Method} in time"));
+        }
+
+        if (!Instance.Multiplexed || Volatile.Read(ref _expired) > 1000)
+        {
+            // one call per connection: its late reply would be the next caller's; too many stuck seqids: start afresh
+            Break(new TTransportException(TTransportErrorKind.TimedOut, $"{Instance.InstanceId} did not answer in time"));
+        }
+    }
+
+    public void Break(Exception reason)
+    {
+        if (!_broken.TrySetResult(reason))
+        {
+            return;
+        }
+
+        List<Pending> calls;
+        lock (_pending)
+        {
+            calls = [.. _pending.Values];
+            _pending.Clear();
+        }
+
+        foreach (var call in calls)
+        {
+            call.Completion.TrySetException(reason);
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // already down
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Break(new TTransportException(TTransportErrorKind.NotOpen, "the proxy closed the connection"));
+        try
+        {
+            await _reader.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            // the instance already went away
+        }
+
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        _send.Dispose();
+    }
+
+    private sealed class Pending(string method, long deadline)
+    {
+        public string Method { get; } = method;
+
+        public long Deadline { get; } = deadline;
+
+        public bool Expired { get; set; }
+
+        // continuations run on the read loop: the reply is written to the caller straight away, without a thread-pool hop
+        public TaskCompletionSource<BackendReply> Completion { get; } = new();
+    }
+}

@@ -1,0 +1,337 @@
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Trellis.Rpc;
+using Trellis.Thrift;
+
+namespace Trellis.Proxy;
+
+/// <summary>
+/// One application connection: detects framing and protocol from the first bytes, cuts frames, reads each
+/// message's envelope only, hands the call to the proxy, and writes replies as they come back (in any order).
+/// </summary>
+/// <remarks>
+/// A frame that breaks a limit or is not Thrift closes this connection (the stream cannot be trusted any more); a
+/// well-formed message the proxy cannot route gets a TApplicationException with its seqid, and the connection goes on.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "CloseAsync releases everything; RunAsync always ends in it")]
+internal sealed partial class FrontendConnection
+{
+    private readonly ProxyServer _proxy;
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _reader;
+    private readonly SendQueue _send;
+    private readonly CancellationTokenSource _closed = new();
+    private readonly object _flow = new();
+    private TaskCompletionSource? _room;
+    private ThriftEncoding _encoding;
+    private int _inFlight;
+    private bool _framePending;
+
+    public FrontendConnection(ProxyServer proxy, Socket socket, string peer)
+    {
+        _proxy = proxy;
+        _socket = socket;
+        Peer = peer;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        _send = new SendQueue(socket, _ => _closed.Cancel());
+    }
+
+    public string Peer { get; }
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    private ILogger Logger => _proxy.Logger;
+
+    public async Task RunAsync()
+    {
+        var options = _proxy.Options;
+        using var readTimeout = new CancellationTokenSource();
+        using var onClose = _closed.Token.Register(static r => ((PipeReader)r!).CancelPendingRead(), _reader);
+        try
+        {
+            if (!await DetectAsync(readTimeout).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            using var decoder = new ThriftFrameDecoder(_encoding, options.Limits);
+            while (true)
+            {
+                await WaitForRoomAsync().ConfigureAwait(false);
+                readTimeout.TryReset();
+                if (_framePending)
+                {
+                    readTimeout.CancelAfter(options.FrameReadTimeout);
+                }
+                else if (InFlight == 0)
+                {
+                    readTimeout.CancelAfter(options.IdleTimeout);
+                }
+
+                var result = await _reader.ReadAsync(readTimeout.Token).ConfigureAwait(false);
+                if (result.IsCanceled)
+                {
+                    if (_proxy.IsStopping)
+                    {
+                        await LetCallsFinishAsync().ConfigureAwait(false); // graceful stop: answer what was taken, take nothing new
+                    }
+
+                    return;
+                }
+
+                var buffer = result.Buffer;
+                try
+                {
+                    while (decoder.TryReadFrame(ref buffer, out var frame))
+                    {
+                        HandleFrame(frame);
+                    }
+                }
+                catch (TException e) when (e is TProtocolException or TApplicationException)
+                {
+                    _proxy.Stats.BadFrame();
+                    LogBadFrame(Logger, Peer, e.Message);
+                    return;
+                }
+
+                _framePending = !buffer.IsEmpty;
+                _reader.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    await LetCallsFinishAsync().ConfigureAwait(false); // the caller closed its side: its answers may still be read
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (readTimeout.IsCancellationRequested && !_closed.IsCancellationRequested)
+        {
+            LogTimeout(Logger, Peer, _framePending ? "a frame was not completed in time" : "idle");
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            // the application went away, or the proxy is closing the connection
+        }
+        finally
+        {
+            await CloseAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<bool> DetectAsync(CancellationTokenSource timeout)
+    {
+        timeout.CancelAfter(_proxy.Options.FrameReadTimeout);
+        while (true)
+        {
+            var result = await _reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                return false;
+            }
+
+            switch (ThriftEncodingDetector.Detect(result.Buffer, out _encoding, out var reason, _proxy.Options.Limits))
+            {
+                case ThriftDetectStatus.Detected:
+                    _reader.AdvanceTo(result.Buffer.Start);
+                    return true;
+                case ThriftDetectStatus.Rejected:
+                    _proxy.Stats.NotThrift();
+                    LogNotThrift(Logger, Peer, reason!);
+                    return false;
+                default:
+                    if (result.IsCompleted)
+                    {
+                        return false;
+                    }
+
+                    _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                    break;
+            }
+        }
+    }
+
+    private void HandleFrame(in ThriftFrame frame)
+    {
+        var options = _proxy.Options;
+        var payload = frame.Payload.Span;
+        var header = Envelope.Read(payload, frame.Protocol, options.Limits, out var bodyOffset);
+        var info = frame.Header;
+        if (header.Type is not (TMessageType.Call or TMessageType.Oneway))
+        {
+            Fail(header, frame.Protocol, info?.Flags ?? 0, new TApplicationException(TApplicationExceptionType.InvalidMessageType,
+                $"message type {(int)header.Type} is not a call; the proxy takes CALL and ONEWAY"));
+            return;
+        }
+
+        if (!MultiplexedName.TryParse(header.Name, out var service, out var method, out var nameError) || service is null)
+        {
+            Fail(header, frame.Protocol, info?.Flags ?? 0, new TApplicationException(TApplicationExceptionType.UnknownMethod,
+                nameError ?? $"'{MultiplexedName.ForEcho(header.Name)}' names no service: call the proxy as service:method"));
+            return;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        var timeout = options.Services.TryGetValue(service, out var own) && own.Timeout is { } t ? t : options.DefaultTimeout;
+        List<KeyValuePair<string, string>>? headers = null;
+        if (info is not null)
+        {
+            if (RpcHeaders.TryGetTimeout(info, out var callerTimeout) && callerTimeout < timeout)
+            {
+                timeout = callerTimeout;
+            }
+
+            foreach (var pair in info.Headers)
+            {
+                if (pair.Key != RpcHeaders.Timeout)
+                {
+                    (headers ??= []).Add(pair);
+                }
+            }
+        }
+
+        var call = new ForwardCall
+        {
+            Client = this,
+            Name = header.Name,
+            Service = service,
+            Method = method,
+            Type = header.Type,
+            SeqId = header.SeqId,
+            Protocol = frame.Protocol,
+            Body = new PooledBody(payload[bodyOffset..]),
+            Headers = headers,
+            HeaderFlags = info?.Flags ?? 0,
+            Deadline = now + (long)(timeout.TotalSeconds * Stopwatch.Frequency),
+        };
+        Interlocked.Increment(ref _inFlight);
+        _proxy.Forward(call);
+    }
+
+    /// <summary>The proxy is done with a call (answered or not).</summary>
+    public void Done()
+    {
+        if (Interlocked.Decrement(ref _inFlight) <= _proxy.Options.MaxInFlightPerConnection / 2)
+        {
+            lock (_flow)
+            {
+                _room?.TrySetResult();
+                _room = null;
+            }
+        }
+    }
+
+    private Task WaitForRoomAsync()
+    {
+        if (InFlight < _proxy.Options.MaxInFlightPerConnection)
+        {
+            return Task.CompletedTask;
+        }
+
+        lock (_flow)
+        {
+            if (InFlight <= _proxy.Options.MaxInFlightPerConnection / 2)
+            {
+                return Task.CompletedTask;
+            }
+
+            _room ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _room.Task.WaitAsync(_closed.Token);
+        }
+    }
+
+    private async Task LetCallsFinishAsync()
+    {
+        while (InFlight > 0 && !_closed.IsCancellationRequested)
+        {
+            await Task.Delay(10, _closed.Token).ConfigureAwait(false);
+        }
+
+        await _send.DrainAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+    }
+
+    public void Reply(ForwardCall call, in BackendReply reply)
+    {
+        var state = (call, reply, _encoding.Framing, _proxy.Options.Limits);
+        try
+        {
+            _send.Write(state, static (output, s) =>
+            {
+                THeaderInfo? info = null;
+                if (s.Framing == ThriftFraming.Header)
+                {
+                    info = new THeaderInfo { Flags = s.call.HeaderFlags };
+                    if (s.reply.Headers is not null)
+                    {
+                        foreach (var (key, value) in s.reply.Headers)
+                        {
+                            info.Add(key, value);
+                        }
+                    }
+                }
+
+                Envelope.WriteFrame(output, s.Framing, s.call.Protocol, new TMessageHeader(s.call.Name, s.reply.Type, s.call.SeqId),
+                    s.reply.Body.Span, s.reply.Protocol, info, s.Limits);
+            });
+        }
+        catch (TException e)
+        {
+            // the reply cannot be re-encoded or framed for this caller (too big, malformed): tell it so
+            Fail(call, new TApplicationException(TApplicationExceptionType.InternalError, $"reply not forwarded: {e.Message}"));
+        }
+    }
+
+    public void Fail(ForwardCall call, TApplicationException error) =>
+        Fail(new TMessageHeader(call.Name, call.Type, call.SeqId), call.Protocol, call.HeaderFlags, error);
+
+    private void Fail(in TMessageHeader request, ThriftProtocol protocol, ushort flags, TApplicationException error)
+    {
+        if (request.Type == TMessageType.Oneway)
+        {
+            return; // nobody listens for a oneway's answer
+        }
+
+        var encoding = new ThriftEncoding(_encoding.Framing, protocol);
+        var state = (new TMessageHeader(request.Name, TMessageType.Exception, request.SeqId), encoding, flags, error, _proxy.Options.Limits);
+        _send.Write(state, static (output, s) => ThriftMessages.Write(output, s.encoding, s.Item1, s.error,
+            s.encoding.Framing == ThriftFraming.Header ? new THeaderInfo { Flags = s.flags } : null, s.Limits));
+    }
+
+    /// <summary>Graceful stop: read no more calls; the ones in flight are answered, then the connection closes.</summary>
+    public void StopReading() => _reader.CancelPendingRead();
+
+    public async Task CloseAsync()
+    {
+        if (_closed.IsCancellationRequested && _socket.SafeHandle.IsClosed)
+        {
+            return;
+        }
+
+        await _closed.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _reader.CompleteAsync().ConfigureAwait(false);
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            // already closed by the application
+        }
+        finally
+        {
+            _stream.Dispose();
+            _send.Dispose();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: not Thrift ({Reason})")]
+    private static partial void LogNotThrift(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: {Reason}")]
+    private static partial void LogBadFrame(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "closing {Peer}: {Reason}")]
+    private static partial void LogTimeout(ILogger logger, string peer, string reason);
+}

@@ -1,0 +1,642 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Trellis.Rpc;
+using Trellis.Rpc.Balancing;
+using Trellis.Rpc.Registry;
+using Trellis.Thrift;
+
+namespace Trellis.Proxy;
+
+/// <summary>
+/// The proxy (L2): takes Thrift calls named <c>service:method</c> from applications on a Unix socket and/or TCP,
+/// routes each call (not each connection) to an instance of that service in its product, and forwards the bytes.
+/// </summary>
+/// <remarks>
+/// Only the envelope (name, type, seqid) is read; the body goes through untouched (re-encoded only when the caller's
+/// protocol differs from the instance's). Seqids are rewritten per backend connection so calls from many application
+/// connections share few backend connections, and restored on the reply, which is written as soon as it comes.
+/// </remarks>
+public sealed partial class ProxyServer : IAsyncDisposable
+{
+    private readonly Func<CancellationToken, Task<IServiceRegistry>> _connectRegistry;
+    private readonly TaskCompletionSource<IServiceRegistry> _registry = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentDictionary<string, ServiceRoute> _routes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<BackendConnection, byte> _backends = new();
+    private readonly List<Socket> _listeners = [];
+    private readonly List<RpcEndpoint> _bound = [];
+    private readonly List<Task> _acceptLoops = [];
+    private readonly HashSet<FrontendConnection> _connections = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task? _sweeper;
+    private Task? _connecting;
+    private IRegistration? _centralRecord;
+    private int _inFlight;
+    private bool _started;
+    private ProxyOptions _options;
+
+    /// <param name="options">Listening, routing and forwarding settings.</param>
+    /// <param name="connectRegistry">
+    /// Connects the registry (ZooKeeper or local); retried with backoff until it succeeds, while the proxy already
+    /// serves from its snapshot.
+    /// </param>
+    /// <param name="logger">Where the proxy logs.</param>
+    public ProxyServer(ProxyOptions options, Func<CancellationToken, Task<IServiceRegistry>> connectRegistry, ILogger? logger = null)
+    {
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _connectRegistry = connectRegistry ?? throw new ArgumentNullException(nameof(connectRegistry));
+        Logger = logger ?? NullLogger.Instance;
+        if (options.Validate() is { } problem)
+        {
+            throw new ArgumentException($"proxy options are not valid: {problem}", nameof(options));
+        }
+
+        if (options.SnapshotDirectory is { } dir)
+        {
+            Snapshots = new SnapshotStore(dir, options.Product, Logger);
+        }
+    }
+
+    /// <summary>A proxy over a registry that is already connected.</summary>
+    public ProxyServer(ProxyOptions options, IServiceRegistry registry, ILogger? logger = null)
+        : this(options, _ => Task.FromResult(registry ?? throw new ArgumentNullException(nameof(registry))), logger)
+    {
+    }
+
+    internal ProxyOptions Options => Volatile.Read(ref _options);
+
+    internal ILogger Logger { get; }
+
+    internal SnapshotStore? Snapshots { get; }
+
+    internal Task<IServiceRegistry> Registry => _registry.Task;
+
+    /// <summary>The registry is connected (false while it has never been reachable since the start).</summary>
+    public bool RegistryConnected => _registry.Task.IsCompletedSuccessfully;
+
+    public ProxyStats Stats { get; } = new();
+
+    /// <summary>Where the proxy listens (TCP port 0 resolved to the port taken).</summary>
+    public IReadOnlyList<RpcEndpoint> Endpoints => _bound;
+
+    public bool IsStopping => _stopping.IsCancellationRequested;
+
+    /// <summary>The services routed so far and their instances with live state (for the admin endpoint).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<BalancerEndpoint>> Routes =>
+        _routes.ToDictionary(r => r.Key, r => (IReadOnlyList<BalancerEndpoint>)r.Value.Set.Endpoints, StringComparer.Ordinal);
+
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (_started)
+        {
+            throw new InvalidOperationException("the proxy is already started");
+        }
+
+        _started = true;
+        try
+        {
+            foreach (var endpoint in _options.Listen)
+            {
+                var (socket, bound) = ListenSockets.Bind(endpoint, _options.UnixSocketMode);
+                _listeners.Add(socket);
+                _bound.Add(bound);
+                LogListening(Logger, bound, _options.Product);
+            }
+        }
+        catch
+        {
+            foreach (var socket in _listeners)
+            {
+                socket.Dispose();
+            }
+
+            throw;
+        }
+
+        for (var i = 0; i < _listeners.Count; i++)
+        {
+            var (socket, bound) = (_listeners[i], _bound[i]);
+            _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket, bound), CancellationToken.None));
+        }
+
+        _connecting = Task.Run(ConnectRegistryAsync, CancellationToken.None);
+        _sweeper = Task.Run(SweepAsync, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task ConnectRegistryAsync()
+    {
+        for (var attempt = 0; !_stopping.IsCancellationRequested; attempt++)
+        {
+            try
+            {
+                var registry = await _connectRegistry(_stopping.Token).ConfigureAwait(false);
+                _registry.TrySetResult(registry);
+                if (_options.Central)
+                {
+                    await RegisterCentralAsync(registry).ConfigureAwait(false);
+                }
+
+                return;
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                LogRegistryUnreachable(Logger, e.Message);
+                var delay = TimeSpan.FromMilliseconds(Math.Min(10_000, 250 * (1 << Math.Min(attempt, 6))) * (0.5 + Random.Shared.NextDouble() / 2));
+                await Task.Delay(delay, _stopping.Token).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RegisterCentralAsync(IServiceRegistry registry)
+    {
+        var tcp = _bound.FirstOrDefault(b => !b.IsUnix) ?? throw new InvalidOperationException("a central proxy needs a TCP address to listen on");
+        var host = _options.Host ?? (tcp.Host is "0.0.0.0" or "::" ? Environment.MachineName : tcp.Host!);
+        var record = new ServiceInstance
+        {
+            Product = _options.Product,
+            Service = "proxy",
+            InstanceId = _options.InstanceId ?? $"{host}-{tcp.Port}",
+            Host = host,
+            Port = tcp.Port,
+            Zone = _options.Zone,
+            Pid = Environment.ProcessId,
+            StartedAt = DateTimeOffset.UtcNow,
+        };
+        _centralRecord = await registry.RegisterProxyAsync(record, _stopping.Token).ConfigureAwait(false);
+        var path = RegistryPaths.Proxies(record.Product, record.Zone);
+        LogCentral(Logger, path, record.InstanceId);
+    }
+
+    private async Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            if (!endpoint.IsUnix)
+            {
+                socket.NoDelay = true;
+            }
+
+            var peer = endpoint.IsUnix ? "unix:" + endpoint.UnixPath : "tcp://" + socket.RemoteEndPoint;
+            var connection = new FrontendConnection(this, socket, peer);
+            lock (_connections)
+            {
+                _connections.Add(connection);
+            }
+
+            Stats.Opened();
+            _ = RunConnectionAsync(connection);
+        }
+    }
+
+    private async Task RunConnectionAsync(FrontendConnection connection)
+    {
+        try
+        {
+            await connection.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_connections)
+            {
+                _connections.Remove(connection);
+            }
+
+            Stats.Closed();
+        }
+    }
+
+    private ServiceRoute Route(string service)
+    {
+        if (_routes.TryGetValue(service, out var route))
+        {
+            return route;
+        }
+
+        if (!RegistryPaths.IsName(service))
+        {
+            throw new TApplicationException(TApplicationExceptionType.UnknownMethod, $"'{MultiplexedName.ForEcho(service)}' is not a valid service name");
+        }
+
+        if (_routes.Count >= _options.MaxServices)
+        {
+            throw new TApplicationException(TApplicationExceptionType.InternalError, $"the proxy routes its limit of {_options.MaxServices} services; '{MultiplexedName.ForEcho(service)}' is refused");
+        }
+
+        lock (_routes)
+        {
+            if (_routes.TryGetValue(service, out route))
+            {
+                return route;
+            }
+
+            route = new ServiceRoute(this, service);
+            _routes[service] = route;
+            route.Start();
+            return route;
+        }
+    }
+
+    internal void Forward(ForwardCall call)
+    {
+        Interlocked.Increment(ref _inFlight);
+        Stats.Call();
+        _ = ForwardAsync(call);
+    }
+
+    private async Task ForwardAsync(ForwardCall call)
+    {
+        try
+        {
+            var route = Route(call.Service);
+            if (route.Set.Endpoints.Length == 0 && !route.Ready.IsCompleted)
+            {
+                // the first call to a service waits for its first list (bounded by its deadline and a few seconds)
+                var wait = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(3).Ticks, Left(call).Ticks));
+                await Task.WhenAny(route.Ready, Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero)).ConfigureAwait(false);
+            }
+
+            if (route.Set.Endpoints.Length == 0)
+            {
+                if (!route.EverHadInstances && route.Ready.IsCompleted)
+                {
+                    Stats.Unknown();
+                    throw new TApplicationException(TApplicationExceptionType.UnknownMethod,
+                        $"unknown service '{call.Service}': no instance of it is registered in product {_options.Product}");
+                }
+
+                Stats.NoneAvailable();
+                throw new TApplicationException(TApplicationExceptionType.InternalError, RegistryConnected
+                    ? $"no instance available for {call.Service}: none is registered now"
+                    : $"no instance available for {call.Service}: the registry is unreachable and no list of it is cached");
+            }
+
+            await SendWithRetriesAsync(route, call).ConfigureAwait(false);
+        }
+        catch (TApplicationException e)
+        {
+            if (e.Message.StartsWith("no instance available", StringComparison.Ordinal) && !e.Message.Contains("registered now", StringComparison.Ordinal) && !e.Message.Contains("unreachable", StringComparison.Ordinal))
+            {
+                Stats.NoneAvailable();
+            }
+
+            call.Client.Fail(call, e);
+        }
+        catch (TimeoutException)
+        {
+            Stats.TimedOut();
+            call.Client.Fail(call, RpcErrors.DeadlineExceeded(call.Name));
+        }
+        catch (Exception e) when (e is TException or IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            Stats.BackendFailed();
+            call.Client.Fail(call, new TApplicationException(TApplicationExceptionType.InternalError, $"backend failure: {call.Name}: {e.Message}"));
+        }
+        finally
+        {
+            call.Body.Dispose();
+            call.Client.Done();
+            Stats.CallDone();
+            if (Interlocked.Decrement(ref _inFlight) == 0 && _stopping.IsCancellationRequested)
+            {
+                _drained.TrySetResult();
+            }
+        }
+    }
+
+    private static TimeSpan Left(ForwardCall call) => Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), call.Deadline);
+
+    private async Task SendWithRetriesAsync(ServiceRoute route, ForwardCall call)
+    {
+        var options = _options;
+        var idempotent = options.Services.TryGetValue(call.Service, out var own) && own.IdempotentMethods.Contains(call.Method);
+        List<BalancerEndpoint>? tried = null;
+        for (var attempt = 0; ; attempt++)
+        {
+            var pick = route.Set.Pick(tried, call.Headers is null ? null : HashKey(call.Headers));
+            pick.Endpoint.Begin();
+            var started = Stopwatch.GetTimestamp();
+            Exception failure;
+            bool sent;
+            try
+            {
+                var reply = await pick.Connection.SendAsync(call).ConfigureAwait(false);
+                if (reply.Type == TMessageType.Exception && IsOverloaded(reply))
+                {
+                    // the instance refused before running it: safe elsewhere, and not a sign of ill health
+                    route.Set.Finish(pick, started, success: true);
+                    if (attempt < options.MaxRetries && Left(call) > TimeSpan.Zero)
+                    {
+                        reply.Body.Dispose();
+                        (tried ??= []).Add(pick.Endpoint);
+                        Stats.Retried();
+                        continue;
+                    }
+                }
+                else
+                {
+                    route.Set.Finish(pick, started, success: true);
+                }
+
+                using (reply.Body)
+                {
+                    if (!call.IsOneway)
+                    {
+                        Stats.Replied();
+                        call.Client.Reply(call, reply);
+                    }
+                }
+
+                return;
+            }
+            catch (TTransportException e) when (e.Kind == TTransportErrorKind.NotOpen)
+            {
+                failure = e;
+                sent = false;
+            }
+            catch (Exception e) when (e is TException or IOException or SocketException or TimeoutException)
+            {
+                failure = e;
+                sent = true;
+            }
+
+            route.Set.Finish(pick, started, success: false);
+            var retryable = !sent || (idempotent && failure is not TimeoutException);
+            if (!retryable || attempt >= options.MaxRetries || Left(call) <= TimeSpan.Zero)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            }
+
+            (tried ??= []).Add(pick.Endpoint);
+            Stats.Retried();
+        }
+    }
+
+    /// <summary>The key for consistent hashing: THeader info key <c>trellis-hash-key</c> when the caller sets one.</summary>
+    public const string HashKeyHeader = "trellis-hash-key";
+
+    private static ulong? HashKey(IReadOnlyList<KeyValuePair<string, string>> headers)
+    {
+        foreach (var (key, value) in headers)
+        {
+            if (key == HashKeyHeader)
+            {
+                return RingHashStrategy.Hash(value);
+            }
+        }
+
+        return null;
+    }
+
+    private bool IsOverloaded(in BackendReply reply)
+    {
+        try
+        {
+            TApplicationException error;
+            if (reply.Protocol == ThriftProtocol.Binary)
+            {
+                var reader = new ThriftBinaryReader(reply.Body.Span, _options.Limits);
+                error = TApplicationException.Read(ref reader);
+            }
+            else
+            {
+                var reader = new ThriftCompactReader(reply.Body.Span, _options.Limits);
+                error = TApplicationException.Read(ref reader);
+            }
+
+            return RpcErrors.IsOverloaded(error);
+        }
+        catch (TException)
+        {
+            return false;
+        }
+    }
+
+    internal void Track(BackendConnection connection) => _backends.TryAdd(connection, 0);
+
+    /// <summary>Closes a backend connection once its calls are answered (or after the default timeout).</summary>
+    internal async Task RetireAsync(BackendConnection connection)
+    {
+        var until = Stopwatch.GetTimestamp() + (long)(_options.DefaultTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (!connection.IsBroken && connection.Outstanding > 0 && Stopwatch.GetTimestamp() < until)
+        {
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+
+        _backends.TryRemove(connection, out _);
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Fails calls past their deadline, every 5 ms (one timer for all calls instead of one per call).</summary>
+    private async Task SweepAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(5));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                var now = Stopwatch.GetTimestamp();
+                foreach (var connection in _backends.Keys)
+                {
+                    if (connection.IsBroken)
+                    {
+                        _backends.TryRemove(connection, out _);
+                        continue;
+                    }
+
+                    connection.Expire(now);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // stopping
+        }
+    }
+
+    /// <summary>Applies new settings: per-service timeouts, strategies and idempotent methods, the default timeout.</summary>
+    /// <exception cref="ArgumentException">The new settings are not valid; the current ones stay.</exception>
+    public void Reload(ProxyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Validate() is { } problem)
+        {
+            throw new ArgumentException($"proxy options are not valid, the current ones stay: {problem}", nameof(options));
+        }
+
+        if (options.Product != _options.Product)
+        {
+            throw new ArgumentException("the product of a running proxy cannot change; restart it", nameof(options));
+        }
+
+        var current = _options;
+        var next = new ProxyOptions
+        {
+            Product = current.Product,
+            Zone = current.Zone,
+            Host = current.Host,
+            Strategy = options.Strategy,
+            Locality = options.Locality,
+            DefaultTimeout = options.DefaultTimeout,
+            ConnectTimeout = options.ConnectTimeout,
+            ConnectionsPerBackend = current.ConnectionsPerBackend,
+            MaxPoolPerBackend = current.MaxPoolPerBackend,
+            MaxInFlightPerConnection = options.MaxInFlightPerConnection,
+            MaxServices = options.MaxServices,
+            MaxRetries = options.MaxRetries,
+            Limits = current.Limits,
+            IdleTimeout = options.IdleTimeout,
+            FrameReadTimeout = options.FrameReadTimeout,
+            SnapshotDirectory = current.SnapshotDirectory,
+            Central = current.Central,
+            InstanceId = current.InstanceId,
+            UnixSocketMode = current.UnixSocketMode,
+        };
+        foreach (var endpoint in current.Listen)
+        {
+            next.Listen.Add(endpoint);
+        }
+
+        foreach (var (name, service) in options.Services)
+        {
+            next.Services[name] = service;
+        }
+
+        Volatile.Write(ref _options, next);
+        foreach (var route in _routes.Values)
+        {
+            route.Reload(next);
+        }
+
+        LogReloaded(Logger, next.Services.Count);
+    }
+
+    /// <summary>
+    /// Graceful stop: withdraws the central record, stops accepting, reads no new calls, lets the calls in flight
+    /// finish (up to <paramref name="drainTimeout"/>), then closes every connection.
+    /// </summary>
+    public async Task StopAsync(TimeSpan drainTimeout)
+    {
+        if (!_started || _stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        if (_centralRecord is not null)
+        {
+            try
+            {
+                await _centralRecord.DeregisterAsync().WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TimeoutException or Trellis.ZooKeeper.KeeperException or OperationCanceledException)
+            {
+                LogDeregisterFailed(Logger, e.Message);
+            }
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var listener in _listeners)
+        {
+            listener.Dispose();
+        }
+
+        foreach (var endpoint in _bound.Where(e => e.IsUnix))
+        {
+            UnixSocketFiles.Remove(endpoint.UnixPath!);
+        }
+
+        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
+        FrontendConnection[] open;
+        lock (_connections)
+        {
+            open = [.. _connections];
+        }
+
+        foreach (var connection in open)
+        {
+            connection.StopReading();
+        }
+
+        if (Volatile.Read(ref _inFlight) == 0)
+        {
+            _drained.TrySetResult();
+        }
+
+        if (await Task.WhenAny(_drained.Task, Task.Delay(drainTimeout)).ConfigureAwait(false) != _drained.Task)
+        {
+            LogDrainTimeout(Logger, Volatile.Read(ref _inFlight), drainTimeout.TotalMilliseconds);
+        }
+
+        lock (_connections)
+        {
+            open = [.. _connections];
+        }
+
+        foreach (var connection in open)
+        {
+            await connection.CloseAsync().ConfigureAwait(false);
+        }
+
+        foreach (var route in _routes.Values)
+        {
+            await route.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var connection in _backends.Keys)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_sweeper is not null)
+        {
+            await _sweeper.ConfigureAwait(false);
+        }
+
+        if (_connecting is not null)
+        {
+            await _connecting.ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        Stats.Dispose();
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "proxy for product {Product} listening on {Endpoint}")]
+    private static partial void LogListening(ILogger logger, RpcEndpoint endpoint, string product);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "registry unreachable ({Reason}); serving from cached lists and retrying")]
+    private static partial void LogRegistryUnreachable(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "central proxy registered at {Path}/{Id}")]
+    private static partial void LogCentral(ILogger logger, string path, string id);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "withdrawing the central record failed: {Reason}")]
+    private static partial void LogDeregisterFailed(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "configuration reloaded ({Services} services with their own settings)")]
+    private static partial void LogReloaded(ILogger logger, int services);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "stop: {Calls} calls still in flight after {Ms} ms; closing anyway")]
+    private static partial void LogDrainTimeout(ILogger logger, int calls, double ms);
+}

@@ -1,0 +1,212 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Trellis.Rpc.Balancing;
+using Trellis.Rpc.Registry;
+
+namespace Trellis.Proxy;
+
+/// <summary>
+/// The instances of one service at the proxy and the balancer over them. Lists come from the registry watch; each
+/// is saved to the snapshot directory, and a proxy that starts while the registry is unreachable serves from the
+/// saved list. An empty list never replaces a non-empty one (a registry hiccup is not an outage).
+/// </summary>
+internal sealed partial class ServiceRoute : IAsyncDisposable
+{
+    private readonly ProxyServer _proxy;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private RegistryResolver? _resolver;
+    private Task? _watching;
+
+    public ServiceRoute(ProxyServer proxy, string service)
+    {
+        _proxy = proxy;
+        Service = service;
+        var options = proxy.Options;
+        var strategy = StrategyFor(options, service);
+        Set = new EndpointSet<BackendPool>(strategy, new OutlierPolicy(), TimeSpan.Zero,
+            instance => new BackendPool(proxy, instance),
+            pool => _ = pool.DisposeAsync().AsTask());
+    }
+
+    public string Service { get; }
+
+    public EndpointSet<BackendPool> Set { get; }
+
+    /// <summary>Some instance list (registry or snapshot) has been seen, or the registry answered.</summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>The service has had instances at some point (else a call to it is for an unknown service).</summary>
+    public bool EverHadInstances { get; private set; }
+
+    public bool FromSnapshot { get; private set; }
+
+    public static BalancerStrategy StrategyFor(ProxyOptions options, string service)
+    {
+        var name = options.Services.TryGetValue(service, out var s) && s.Strategy is { } own ? own : options.Strategy;
+        var strategy = BalancerStrategy.Parse(name);
+        return options.Locality && (options.Host is not null || options.Zone.Length > 0)
+            ? new LocalityStrategy(strategy, options.Host, options.Zone.Length > 0 ? options.Zone : null)
+            : strategy;
+    }
+
+    public void Start()
+    {
+        if (_proxy.Snapshots?.Load(Service) is { Count: > 0 } saved)
+        {
+            FromSnapshot = true;
+            Apply(saved, save: false);
+        }
+
+        _watching = Task.Run(WatchAsync);
+    }
+
+    private async Task WatchAsync()
+    {
+        var attempt = 0;
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                var registry = await _proxy.Registry.WaitAsync(_stop.Token).ConfigureAwait(false);
+                var resolver = new RegistryResolver(registry, _proxy.Options.Product, Service, logger: _proxy.Logger);
+                resolver.Updated += update => Apply(update.Instances, save: true);
+                await resolver.StartAsync(_stop.Token).ConfigureAwait(false);
+                _resolver = resolver;
+                FromSnapshot = false;
+                Apply(resolver.Instances, save: true);
+                _ready.TrySetResult();
+                return;
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                LogWatchFailed(_proxy.Logger, Service, e.Message);
+                attempt++;
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(attempt, 6)))), _stop.Token)
+                    .ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void Apply(IReadOnlyList<ServiceInstance> instances, bool save)
+    {
+        lock (_stop)
+        {
+            if (instances.Count == 0 && Set.Endpoints.Length > 0)
+            {
+                return; // empty protection: keep serving the last list
+            }
+
+            Set.Update(instances);
+            if (instances.Count > 0)
+            {
+                EverHadInstances = true;
+                _ready.TrySetResult();
+                if (save)
+                {
+                    _proxy.Snapshots?.Save(Service, instances);
+                }
+            }
+        }
+    }
+
+    public void Reload(ProxyOptions options) => Set.SetStrategy(StrategyFor(options, Service));
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_watching is not null)
+        {
+            await _watching.ConfigureAwait(false);
+        }
+
+        if (_resolver is not null)
+        {
+            await _resolver.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var pool in Set.Clear())
+        {
+            await pool.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stop.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: cannot watch the registry yet ({Reason}); serving the cached list, if any")]
+    private static partial void LogWatchFailed(ILogger logger, string service, string reason);
+}
+
+/// <summary>Instance lists on disk, one JSON file per service, replaced atomically.</summary>
+internal sealed partial class SnapshotStore(string directory, string product, ILogger logger)
+{
+    private readonly string _directory = Path.Combine(directory, product);
+
+    private string FileOf(string service) => Path.Combine(_directory, service + ".json");
+
+    public void Save(string service, IReadOnlyList<ServiceInstance> instances)
+    {
+        try
+        {
+            Directory.CreateDirectory(_directory);
+            var file = FileOf(service);
+            var temp = file + "." + Environment.ProcessId + ".tmp";
+            using (var stream = File.Create(temp))
+            using (var json = new Utf8JsonWriter(stream))
+            {
+                json.WriteStartArray();
+                foreach (var instance in instances)
+                {
+                    json.WriteRawValue(instance.ToJson());
+                }
+
+                json.WriteEndArray();
+            }
+
+            File.Move(temp, file, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogSaveFailed(logger, service, e.Message);
+        }
+    }
+
+    public IReadOnlyList<ServiceInstance>? Load(string service)
+    {
+        try
+        {
+            var file = FileOf(service);
+            if (!File.Exists(file))
+            {
+                return null;
+            }
+
+            using var document = JsonDocument.Parse(File.ReadAllBytes(file));
+            var list = new List<ServiceInstance>();
+            foreach (var element in document.RootElement.EnumerateArray())
+            {
+                if (ServiceInstance.TryParse(System.Text.Encoding.UTF8.GetBytes(element.GetRawText())) is { } instance && instance.Service == service)
+                {
+                    list.Add(instance);
+                }
+            }
+
+            return list;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException)
+        {
+            LogLoadFailed(logger, service, e.Message);
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: cannot save the instance snapshot: {Reason}")]
+    private static partial void LogSaveFailed(ILogger logger, string service, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: the instance snapshot is unreadable, ignored: {Reason}")]
+    private static partial void LogLoadFailed(ILogger logger, string service, string reason);
+}

@@ -1,0 +1,169 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using Trellis.Rpc.Registry;
+using Trellis.Thrift;
+
+namespace Trellis.Rpc.Balancing;
+
+/// <summary>
+/// The engine the direct-mode channel, the proxy and the balancer share: the instances of one service, each with
+/// its live state (<see cref="BalancerEndpoint"/>) and a connection of the caller's kind, an immutable picker
+/// rebuilt on every change, the outlier detector, and the pick itself (usable filter, avoid-the-tried, half-open
+/// fallback). What a connection is — a typed <see cref="ThriftChannel"/> or a byte forwarder — is the caller's.
+/// </summary>
+public sealed class EndpointSet<TConnection> where TConnection : class
+{
+    private readonly Func<ServiceInstance, TConnection> _connect;
+    private readonly Action<TConnection> _retire;
+    private readonly OutlierDetector _detector;
+    private readonly TimeSpan _warmUp;
+    private readonly object _lock = new();
+    private readonly Dictionary<string, (BalancerEndpoint Endpoint, TConnection Connection)> _members = new(StringComparer.Ordinal);
+    private BalancerStrategy _strategy;
+    private Picker _picker;
+    private ImmutableArray<BalancerEndpoint> _endpoints = [];
+
+    /// <param name="strategy">How an instance is picked.</param>
+    /// <param name="outliers">When an instance is ejected.</param>
+    /// <param name="warmUp">A new instance's weight ramps up over this long.</param>
+    /// <param name="connect">Makes the connection of a new instance (or of one whose address or encoding changed).</param>
+    /// <param name="retire">Takes a connection out of service; calls in flight on it should be let finish.</param>
+    public EndpointSet(BalancerStrategy strategy, OutlierPolicy outliers, TimeSpan warmUp,
+        Func<ServiceInstance, TConnection> connect, Action<TConnection> retire)
+    {
+        _strategy = strategy ?? throw new ArgumentNullException(nameof(strategy));
+        _detector = new OutlierDetector(outliers ?? throw new ArgumentNullException(nameof(outliers)));
+        _warmUp = warmUp;
+        _connect = connect ?? throw new ArgumentNullException(nameof(connect));
+        _retire = retire ?? throw new ArgumentNullException(nameof(retire));
+        _picker = strategy.Build([]);
+    }
+
+    public ImmutableArray<BalancerEndpoint> Endpoints => _endpoints;
+
+    public BalancerStrategy Strategy => _strategy;
+
+    /// <summary>Switches strategy at run time: the next pick uses it.</summary>
+    public void SetStrategy(BalancerStrategy strategy)
+    {
+        ArgumentNullException.ThrowIfNull(strategy);
+        lock (_lock)
+        {
+            _strategy = strategy;
+            _picker = strategy.Build(_endpoints);
+        }
+    }
+
+    /// <summary>Takes a new instance list: known instances keep their live state, new ones connect, gone ones retire.</summary>
+    public void Update(IReadOnlyList<ServiceInstance> instances)
+    {
+        ArgumentNullException.ThrowIfNull(instances);
+        List<TConnection> retired = [];
+        lock (_lock)
+        {
+            var keep = instances.Select(i => i.InstanceId).ToHashSet(StringComparer.Ordinal);
+            foreach (var key in _members.Keys.Where(k => !keep.Contains(k)).ToList())
+            {
+                retired.Add(_members[key].Connection);
+                _members.Remove(key);
+            }
+
+            foreach (var instance in instances)
+            {
+                if (_members.TryGetValue(instance.InstanceId, out var member))
+                {
+                    if (SameWire(member.Endpoint.Instance, instance))
+                    {
+                        // same address and encoding: keep the endpoint and its live state, take the new record (weight, draining…)
+                        member.Endpoint.Update(instance);
+                        continue;
+                    }
+
+                    retired.Add(member.Connection);
+                }
+
+                _members[instance.InstanceId] = (new BalancerEndpoint(instance, _warmUp), _connect(instance));
+            }
+
+            _endpoints = [.. _members.Values.Select(m => m.Endpoint).OrderBy(e => e.Key, StringComparer.Ordinal)];
+            _picker = _strategy.Build(_endpoints);
+        }
+
+        foreach (var connection in retired)
+        {
+            _retire(connection);
+        }
+    }
+
+    private static bool SameWire(ServiceInstance a, ServiceInstance b) =>
+        a.Endpoint() == b.Endpoint() && a.Protocol == b.Protocol && a.Framing == b.Framing && a.Multiplexed == b.Multiplexed;
+
+    /// <summary>The connection of an instance still in the set, or null.</summary>
+    public TConnection? ConnectionOf(BalancerEndpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        lock (_lock)
+        {
+            return _members.TryGetValue(endpoint.Key, out var member) && member.Endpoint == endpoint ? member.Connection : null;
+        }
+    }
+
+    /// <summary>
+    /// Picks an instance for one attempt, avoiding <paramref name="tried"/> while another is usable; when every usable
+    /// one is a half-open instance already holding its probe call, one more call beats none.
+    /// </summary>
+    /// <exception cref="TApplicationException">No instance at all, or all draining or ejected.</exception>
+    public Pick<TConnection> Pick(IReadOnlyCollection<BalancerEndpoint>? tried = null, ulong? hashKey = null)
+    {
+        var now = OutlierDetector.Now;
+        Picker picker;
+        ImmutableArray<BalancerEndpoint> all;
+        lock (_lock)
+        {
+            picker = _picker;
+            all = _endpoints;
+        }
+
+        var usable = _detector.Usable(all, now);
+        var filter = tried is null || tried.Count == 0 ? usable : e => usable(e) && !tried.Contains(e);
+        var context = new PickContext(hashKey);
+        var endpoint = picker.Pick(context, filter) ?? (tried is null ? null : picker.Pick(context, usable))
+            ?? picker.Pick(context, e => !e.Instance.Draining && !e.Health.IsEjected(now));
+        if (endpoint is null)
+        {
+            throw new TApplicationException(TApplicationExceptionType.InternalError,
+                all.Length == 0 ? "no instance available: the service has no registered instances" : $"no instance available: all {all.Length} are draining or ejected");
+        }
+
+        lock (_lock)
+        {
+            return _members.TryGetValue(endpoint.Key, out var member)
+                ? new Pick<TConnection>(member.Endpoint, member.Connection, all)
+                : throw new TApplicationException(TApplicationExceptionType.InternalError, "no instance available: the instance list changed during the pick");
+        }
+    }
+
+    /// <summary>Records an attempt's outcome (latency, success) and lets the outlier detector judge the instance.</summary>
+    public void Finish(in Pick<TConnection> pick, long startedTimestamp, bool success)
+    {
+        var now = Stopwatch.GetTimestamp();
+        pick.Endpoint.End(Stopwatch.GetElapsedTime(startedTimestamp, now), success, now);
+        _detector.AfterCall(pick.Endpoint, pick.All, now);
+    }
+
+    /// <summary>Empties the set and hands back every connection (to close).</summary>
+    public IReadOnlyList<TConnection> Clear()
+    {
+        lock (_lock)
+        {
+            var connections = _members.Values.Select(m => m.Connection).ToList();
+            _members.Clear();
+            _endpoints = [];
+            _picker = _strategy.Build([]);
+            return connections;
+        }
+    }
+}
+
+/// <summary>One pick: the instance, its connection, and the set it was picked from (for the outlier detector).</summary>
+public readonly record struct Pick<TConnection>(BalancerEndpoint Endpoint, TConnection Connection, ImmutableArray<BalancerEndpoint> All);

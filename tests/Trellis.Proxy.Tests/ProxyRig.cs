@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Globalization;
+using Trellis.Proxy;
+using Trellis.Rpc;
+using Trellis.Rpc.Registry;
+using Trellis.Rpc.Tests;
+using Trellis.Thrift;
+
+namespace Trellis.Proxy.Tests;
+
+/// <summary>A proxy over a local registry in a temp directory, with helpers to add instances and clients.</summary>
+internal sealed class ProxyRig : IAsyncDisposable
+{
+    private readonly List<IAsyncDisposable> _owned = [];
+
+    private ProxyRig(string root, LocalRegistry registry)
+    {
+        Root = root;
+        Registry = registry;
+    }
+
+    public string Root { get; }
+
+    public LocalRegistry Registry { get; }
+
+    public ProxyServer Proxy { get; private set; } = null!;
+
+    public RpcEndpoint Tcp => Proxy.Endpoints.First(e => !e.IsUnix);
+
+    public RpcEndpoint Unix => Proxy.Endpoints.First(e => e.IsUnix);
+
+    public const string Product = "p";
+
+    public static async Task<ProxyRig> StartAsync(Action<ProxyOptions>? configure = null)
+    {
+        var root = Path.Combine(Path.GetTempPath(), "trellis-proxy-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(root);
+        var rig = new ProxyRig(root, new LocalRegistry(Path.Combine(root, "registry"), lease: TimeSpan.FromSeconds(2)));
+        var options = NewOptions(root);
+        configure?.Invoke(options);
+        rig.Proxy = new ProxyServer(options, rig.Registry);
+        await rig.Proxy.StartAsync();
+        return rig;
+    }
+
+    public static ProxyOptions NewOptions(string root, string name = "proxy")
+    {
+        var options = new ProxyOptions { Product = Product, SnapshotDirectory = Path.Combine(root, name + "-snapshot"), DefaultTimeout = TimeSpan.FromSeconds(10) };
+        options.Listen.Add(RpcEndpoint.Tcp("127.0.0.1", 0));
+        options.Listen.Add(RpcEndpoint.Unix(Path.Combine(root, name + ".sock")));
+        return options;
+    }
+
+    /// <summary>A Trellis Echo server (Echo and Other services), registered as one multiplexed instance of each.</summary>
+    public async Task<(ThriftServer Server, EchoService Service, IRegistration[] Registrations)> AddTrellisBackendAsync(string id)
+    {
+        var (server, service) = await Servers.StartAsync();
+        _owned.Add(server);
+        var port = server.Endpoints[0].Port;
+        var echo = await Registry.RegisterAsync(new ServiceInstance { Product = Product, Service = "Echo", InstanceId = id, Host = "127.0.0.1", Port = port, Framing = "header" });
+        var other = await Registry.RegisterAsync(new ServiceInstance { Product = Product, Service = "Other", InstanceId = id, Host = "127.0.0.1", Port = port, Framing = "header" });
+        _owned.Add(echo);
+        _owned.Add(other);
+        return (server, service, [echo, other]);
+    }
+
+    /// <summary>A channel to the proxy as an application would use it: service:method names, calls pipelined.</summary>
+    public ThriftChannel Channel(RpcEndpoint endpoint, ThriftEncoding? encoding = null)
+    {
+        var channel = new ThriftChannel(new ThriftChannelOptions
+        {
+            Endpoint = endpoint,
+            Encoding = encoding ?? ThriftEncoding.FramedBinary,
+            Multiplexed = true,
+            PeerMultiplexesCalls = true,
+            DefaultTimeout = TimeSpan.FromSeconds(20),
+        });
+        _owned.Add(channel);
+        return channel;
+    }
+
+    public void Own(IAsyncDisposable thing) => _owned.Add(thing);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Proxy.DisposeAsync();
+        foreach (var thing in Enumerable.Reverse(_owned))
+        {
+            try
+            {
+                await thing.DisposeAsync();
+            }
+            catch (Exception e) when (e is ObjectDisposedException or IOException or TException)
+            {
+                // already gone: the test stopped it
+            }
+        }
+
+        await Registry.DisposeAsync();
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a late writer; the temp directory is cleaned by the OS
+        }
+    }
+}
+
+/// <summary>A stock Apache Thrift python server (TThreadedServer) as a child process.</summary>
+internal sealed class PythonServer : IAsyncDisposable
+{
+    public required Process Process { get; init; }
+
+    public required int Port { get; init; }
+
+    public static async Task<PythonServer> StartAsync(string framing = "framed", string protocol = "binary", string? multiplexed = null)
+    {
+        var process = Process.Start(PythonPeer.Conformance.StartInfo("tcp-serve",
+            ["--port", "0", "--framing", framing, "--protocol", protocol, .. multiplexed is null ? Array.Empty<string>() : ["--multiplexed", multiplexed]]))!;
+        try
+        {
+            var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.NotNull(line);
+            return new PythonServer { Process = process, Port = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture) };
+        }
+        catch
+        {
+            process.Kill(entireProcessTree: true);
+            process.Dispose();
+            throw;
+        }
+    }
+
+    public ServiceInstance Instance(string id, string framing = "framed", string protocol = "binary", bool multiplexed = false) => new()
+    {
+        Product = ProxyRig.Product,
+        Service = "Conformance",
+        InstanceId = id,
+        Host = "127.0.0.1",
+        Port = Port,
+        Framing = framing,
+        Protocol = protocol,
+        Multiplexed = multiplexed,
+    };
+
+    public void Kill() => Process.Kill(entireProcessTree: true);
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!Process.HasExited)
+            {
+                Process.Kill(entireProcessTree: true);
+            }
+
+            await Process.WaitForExitAsync();
+        }
+        finally
+        {
+            Process.Dispose();
+        }
+    }
+}
