@@ -103,22 +103,6 @@ public static class TrellisServiceCollectionExtensions
         return services;
     }
 
-    private static IServiceRegistry CreateRegistry(IServiceProvider sp)
-    {
-        var options = sp.GetRequiredService<IOptions<TrellisOptions>>().Value;
-        var logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Registry");
-        var useZooKeeper = options.Registry == "zookeeper" || (options.Registry == "auto" && !string.IsNullOrWhiteSpace(options.ZooKeeper.ConnectString));
-        if (!useZooKeeper)
-        {
-            return new LocalRegistry(options.LocalRegistryPath, logger: logger);
-        }
-
-        var zk = new ZooKeeperOptions
-        {
-            ConnectString = options.ZooKeeper.ConnectString!,
-            SessionTimeout = TimeSpan.FromSeconds(options.ZooKeeper.SessionTimeoutSeconds),
-            Logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.ZooKeeper"),
-        };
-        return ZooKeeperRegistry.ConnectAsync(zk).GetAwaiter().GetResult();
-    }
+    private static IServiceRegistry CreateRegistry(IServiceProvider sp) =>
+        TrellisRegistry.ConnectAsync(sp.GetRequiredService<IOptions<TrellisOptions>>().Value, sp.GetService<ILoggerFactory>()).GetAwaiter().GetResult();
 }

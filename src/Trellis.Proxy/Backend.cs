@@ -29,7 +29,8 @@ internal sealed class BackendConnection : IAsyncDisposable
     {
         _socket = socket;
         Instance = instance;
-        _limits = limits;
+        // what the proxy accepted from a caller must fit towards the instance even with THeader's header section added
+        _limits = limits with { MaxFrameSize = (int)Math.Min(int.MaxValue, (long)limits.MaxFrameSize + THeaderInfo.MaxHeaderSectionSize + 64) };
         Encoding = EncodingOf(instance);
         _stream = new NetworkStream(socket, ownsSocket: true);
         _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));

@@ -29,6 +29,7 @@ internal sealed partial class FrontendConnection
     private ThriftEncoding _encoding;
     private int _inFlight;
     private bool _framePending;
+    private volatile bool _rearm;
 
     public FrontendConnection(ProxyServer proxy, Socket socket, string peer)
     {
@@ -73,6 +74,12 @@ internal sealed partial class FrontendConnection
                 }
 
                 var result = await _reader.ReadAsync(readTimeout.Token).ConfigureAwait(false);
+                if (result.IsCanceled && _rearm && !_closed.IsCancellationRequested && !_proxy.IsStopping)
+                {
+                    _rearm = false; // the last call in flight finished: read again, now under the idle timeout
+                    continue;
+                }
+
                 if (result.IsCanceled)
                 {
                     if (_proxy.IsStopping)
@@ -213,7 +220,15 @@ internal sealed partial class FrontendConnection
     /// <summary>The proxy is done with a call (answered or not).</summary>
     public void Done()
     {
-        if (Interlocked.Decrement(ref _inFlight) <= _proxy.Options.MaxInFlightPerConnection / 2)
+        var left = Interlocked.Decrement(ref _inFlight);
+        if (left == 0 && !_framePending)
+        {
+            // the pending read was started with calls in flight, so without the idle timeout: restart it
+            _rearm = true;
+            _reader.CancelPendingRead();
+        }
+
+        if (left <= _proxy.Options.MaxInFlightPerConnection / 2)
         {
             lock (_flow)
             {

@@ -34,6 +34,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
     private Task? _sweeper;
     private Task? _connecting;
     private IRegistration? _centralRecord;
+    private readonly bool _ownsRegistry;
     private int _inFlight;
     private bool _started;
     private ProxyOptions _options;
@@ -45,7 +46,13 @@ public sealed partial class ProxyServer : IAsyncDisposable
     /// </param>
     /// <param name="logger">Where the proxy logs.</param>
     public ProxyServer(ProxyOptions options, Func<CancellationToken, Task<IServiceRegistry>> connectRegistry, ILogger? logger = null)
+        : this(options, connectRegistry, logger, ownsRegistry: true)
     {
+    }
+
+    private ProxyServer(ProxyOptions options, Func<CancellationToken, Task<IServiceRegistry>> connectRegistry, ILogger? logger, bool ownsRegistry)
+    {
+        _ownsRegistry = ownsRegistry;
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _connectRegistry = connectRegistry ?? throw new ArgumentNullException(nameof(connectRegistry));
         Logger = logger ?? NullLogger.Instance;
@@ -62,7 +69,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     /// <summary>A proxy over a registry that is already connected.</summary>
     public ProxyServer(ProxyOptions options, IServiceRegistry registry, ILogger? logger = null)
-        : this(options, _ => Task.FromResult(registry ?? throw new ArgumentNullException(nameof(registry))), logger)
+        : this(options, _ => Task.FromResult(registry ?? throw new ArgumentNullException(nameof(registry))), logger, ownsRegistry: false)
     {
     }
 
@@ -429,6 +436,9 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Open connections to instances, all services together.</summary>
+    public int BackendConnectionCount => _backends.Count;
+
     internal void Track(BackendConnection connection) => _backends.TryAdd(connection, 0);
 
     /// <summary>Closes a backend connection once its calls are answered (or after the default timeout).</summary>
@@ -612,6 +622,11 @@ public sealed partial class ProxyServer : IAsyncDisposable
         if (_connecting is not null)
         {
             await _connecting.ConfigureAwait(false);
+        }
+
+        if (_ownsRegistry && _registry.Task.IsCompletedSuccessfully)
+        {
+            await _registry.Task.Result.DisposeAsync().ConfigureAwait(false);
         }
     }
 

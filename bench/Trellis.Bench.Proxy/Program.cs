@@ -1,0 +1,783 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Trellis.Bench.Proxy;
+using Trellis.Proxy;
+using Trellis.Rpc;
+using Trellis.Rpc.Registry;
+
+// The cost of one proxy hop: echo calls direct to a Trellis server, through the Trellis proxy, and through HAProxy
+// in TCP mode, in one run, with one load generator. Every role is its own process (this program re-launched with
+// --role): the driver (load generator), the backend server, and the Trellis proxy; HAProxy is the Debian binary.
+try
+{
+    return Cli.Value(args, "--role") switch
+    {
+        null or "driver" => await Driver.RunAsync(args),
+        "server" => await Roles.ServerAsync(args),
+        "proxy" => await Roles.ProxyAsync(args),
+        var other => Cli.Fail($"unknown role '{other}' (server, proxy, or none for the driver)"),
+    };
+}
+catch (ArgumentException e)
+{
+    return Cli.Fail(e.Message);
+}
+
+namespace Trellis.Bench.Proxy
+{
+    internal static class Cli
+    {
+        /// <summary>The value after <paramref name="name"/>, or null when the option is absent.</summary>
+        public static string? Value(string[] args, string name)
+        {
+            var i = Array.IndexOf(args, name);
+            if (i < 0)
+            {
+                return null;
+            }
+
+            return i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{name} needs a value");
+        }
+
+        public static string Required(string[] args, string name) =>
+            Value(args, name) ?? throw new ArgumentException($"{name} is required");
+
+        public static int Int(string[] args, string name, int fallback, int min, int max)
+        {
+            if (Value(args, name) is not { } text)
+            {
+                return fallback;
+            }
+
+            return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+                ? value
+                : throw new ArgumentException($"{name} must be an integer from {min} to {max}, not '{text}'");
+        }
+
+        public static double Double(string[] args, string name, double fallback)
+        {
+            if (Value(args, name) is not { } text)
+            {
+                return fallback;
+            }
+
+            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= 3600
+                ? value
+                : throw new ArgumentException($"{name} must be a positive number of seconds, not '{text}'");
+        }
+
+        public static int Fail(string message)
+        {
+            Console.Error.WriteLine($"error: {message}");
+            return 2;
+        }
+    }
+
+    /// <summary>The two child roles: the backend server and the Trellis proxy. Each runs until stdin closes or SIGTERM/SIGINT.</summary>
+    internal static class Roles
+    {
+        public const string Product = "bench";
+        public const string Service = "Bench";
+
+        public static async Task<int> ServerAsync(string[] args)
+        {
+            var port = Cli.Int(args, "--port", 0, 0, 65535);
+            var handler = new EchoHandler();
+            var options = new ThriftServerOptions { MaxConcurrentCalls = 100_000, Logger = new StderrLogger(Level(args)) };
+            options.Endpoints.Add(RpcEndpoint.Tcp("127.0.0.1", port));
+            await using var server = new ThriftServer(options).AddService(new Bench.Dispatcher(handler));
+            await server.StartAsync();
+            Console.WriteLine($"listening {server.Endpoints[0].Port}");
+            await StopSignal.WaitAsync();
+            Console.WriteLine($"stats calls={handler.Calls}");
+            return 0;
+        }
+
+        public static async Task<int> ProxyAsync(string[] args)
+        {
+            var backendPort = Cli.Int(args, "--backend-port", 0, 1, 65535);
+            if (backendPort == 0)
+            {
+                throw new ArgumentException("--backend-port is required");
+            }
+
+            var logger = new StderrLogger(Level(args));
+            await using var registry = new LocalRegistry(Cli.Required(args, "--registry"), logger: logger);
+            await using var registration = await registry.RegisterAsync(new ServiceInstance
+            {
+                Product = Product,
+                Service = Service,
+                InstanceId = "b1",
+                Host = "127.0.0.1",
+                Port = backendPort,
+                Framing = "header",
+            });
+            var options = new ProxyOptions { Product = Product };
+            options.Listen.Add(RpcEndpoint.Tcp("127.0.0.1", 0));
+            await using var proxy = new ProxyServer(options, registry, logger);
+            await proxy.StartAsync();
+            Console.WriteLine($"listening {proxy.Endpoints[0].Port}");
+            await StopSignal.WaitAsync();
+            var s = proxy.Stats;
+            Console.WriteLine($"stats calls={s.Calls} replies={s.Replies} retries={s.Retries} timeouts={s.Timeouts} " +
+                $"backend_failures={s.BackendFailures} bad_frames={s.BadFrames} no_instance={s.NoInstance} " +
+                $"unknown_service={s.UnknownService} not_thrift={s.NotThriftConnections} open_connections={s.Connections} in_flight={s.InFlight}");
+            return 0;
+        }
+
+        private static LogLevel Level(string[] args) => args.Contains("--verbose") ? LogLevel.Information : LogLevel.Warning;
+    }
+
+    internal sealed class EchoHandler : Bench.IAsync
+    {
+        private long _calls;
+
+        public long Calls => Interlocked.Read(ref _calls);
+
+        public Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _calls);
+            return Task.FromResult(text ?? "");
+        }
+    }
+
+    /// <summary>Log lines on stderr (the driver prefixes them with the role's name).</summary>
+    internal sealed class StderrLogger(LogLevel minimum) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum && logLevel != LogLevel.None;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                Console.Error.WriteLine($"{logLevel}: {formatter(state, exception)}{(exception is null ? "" : " | " + exception.GetType().Name + ": " + exception.Message)}");
+            }
+        }
+    }
+
+    /// <summary>Completes when stdin reaches its end (the driver closed it or died) or on SIGTERM / SIGINT.</summary>
+    internal static class StopSignal
+    {
+        public static async Task WaitAsync()
+        {
+            var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+            using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+            var watch = new Thread(() =>
+            {
+                try
+                {
+                    using var stdin = Console.OpenStandardInput();
+                    var buffer = new byte[64];
+                    while (stdin.Read(buffer, 0, buffer.Length) > 0)
+                    {
+                        // nothing is expected on stdin; only its end matters
+                    }
+                }
+                catch (IOException)
+                {
+                    // a broken stdin is an end too
+                }
+
+                stop.TrySetResult();
+            })
+            { IsBackground = true, Name = "stdin watch" };
+            watch.Start();
+            await stop.Task;
+        }
+    }
+
+    /// <summary>A child process whose stdout announces <c>listening PORT</c> (and at the end <c>stats ...</c>); other output is relayed to stderr.</summary>
+    internal sealed class Child : IDisposable
+    {
+        private readonly Process _process;
+        private readonly TaskCompletionSource<int> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<string> _stats = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly Task _stdout;
+        private readonly Task _stderr;
+
+        private Child(string name, Process process)
+        {
+            Name = name;
+            _process = process;
+            _stdout = Task.Run(ReadStdoutAsync);
+            _stderr = Task.Run(() => RelayAsync(_process.StandardError));
+        }
+
+        public string Name { get; }
+
+        public int Pid => _process.Id;
+
+        public bool HasExited => _process.HasExited;
+
+        /// <summary>Starts <paramref name="file"/> with its stdin, stdout and stderr piped to this process.</summary>
+        public static Child Start(string name, string file, IEnumerable<string> arguments)
+        {
+            var info = new ProcessStartInfo(file)
+            {
+                UseShellExecute = false,
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            foreach (var argument in arguments)
+            {
+                info.ArgumentList.Add(argument);
+            }
+
+            var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {name} ({file})");
+            return new Child(name, process);
+        }
+
+        /// <summary>This program again, with <paramref name="arguments"/>: the apphost directly, or <c>dotnet this.dll</c>.</summary>
+        public static Child StartSelf(string name, IEnumerable<string> arguments)
+        {
+            var host = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this process is unknown");
+            var all = new List<string>();
+            if (Path.GetFileNameWithoutExtension(host).Equals("dotnet", StringComparison.OrdinalIgnoreCase))
+            {
+                var dll = typeof(Child).Assembly.Location;
+                if (dll.Length == 0)
+                {
+                    throw new InvalidOperationException("run under dotnet, but the assembly has no file to hand to it");
+                }
+
+                all.Add(dll);
+            }
+
+            all.AddRange(arguments);
+            return Start(name, host, all);
+        }
+
+        /// <summary>The port announced by <c>listening PORT</c>.</summary>
+        public Task<int> ListeningAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+            _listening.Task.WaitAsync(timeout, cancellationToken);
+
+        /// <summary>Closes stdin (the role's signal to stop) and returns its <c>stats</c> line, or null when it gives none in time.</summary>
+        public async Task<string?> StopAsync(TimeSpan timeout)
+        {
+            try
+            {
+                _process.StandardInput.Close();
+                await _process.WaitForExitAsync().WaitAsync(timeout);
+                await _stdout.WaitAsync(timeout);
+            }
+            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"[{Name}] did not stop within {timeout.TotalSeconds:F0} s of its stdin closing ({e.Message}); killing it");
+                Kill();
+            }
+
+            return _stats.Task.IsCompletedSuccessfully ? _stats.Task.Result : null;
+        }
+
+        public void Kill()
+        {
+            try
+            {
+                if (!_process.HasExited)
+                {
+                    _process.Kill(entireProcessTree: true);
+                }
+
+                _process.WaitForExit(5000);
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+            {
+                Console.Error.WriteLine($"[{Name}] kill: {e.Message}");
+            }
+        }
+
+        public void Dispose()
+        {
+            Kill();
+            _process.Dispose();
+        }
+
+        private async Task ReadStdoutAsync()
+        {
+            try
+            {
+                while (await _process.StandardOutput.ReadLineAsync() is { } line)
+                {
+                    if (line.StartsWith("listening ", StringComparison.Ordinal) &&
+                        int.TryParse(line.AsSpan("listening ".Length), NumberStyles.Integer, CultureInfo.InvariantCulture, out var port))
+                    {
+                        _listening.TrySetResult(port);
+                    }
+                    else if (line.StartsWith("stats ", StringComparison.Ordinal))
+                    {
+                        _stats.TrySetResult(line["stats ".Length..]);
+                    }
+                    else
+                    {
+                        Console.Error.WriteLine($"[{Name}] {line}");
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // the process is gone
+            }
+
+            _listening.TrySetException(new InvalidOperationException($"{Name} ended before it announced its port"));
+            _stats.TrySetCanceled();
+        }
+
+        private async Task RelayAsync(StreamReader reader)
+        {
+            try
+            {
+                while (await reader.ReadLineAsync() is { } line)
+                {
+                    Console.Error.WriteLine($"[{Name}] {line}");
+                }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // the process is gone
+            }
+        }
+
+        public Task OutputDone => Task.WhenAll(_stdout, _stderr);
+    }
+
+    /// <summary>One way to the backend, with its own channels (one per connection).</summary>
+    internal sealed class BenchPath(string name, int port, int id)
+    {
+        public string Name { get; } = name;
+
+        public int Port { get; } = port;
+
+        /// <summary>Distinguishes this path's payloads from the others'.</summary>
+        public int Id { get; } = id;
+
+        /// <summary>Calls sent this way in all (warm-up and failed calls included), to compare with the children's counts.</summary>
+        public long Sent;
+
+        public long Errors;
+
+        public ConcurrentQueue<string> FirstErrors { get; } = new();
+
+        public void Error(string what)
+        {
+            if (Interlocked.Increment(ref Errors) <= 10)
+            {
+                FirstErrors.Enqueue(what);
+            }
+        }
+    }
+
+    internal readonly record struct Figures(double Rate, double P50, double P99, double P999, long Calls, long Errors);
+
+    /// <summary>Connections each with one call in flight, for a while; every reply compared with what was sent.</summary>
+    internal static class Load
+    {
+        public static List<(ThriftChannel Channel, Bench.Client Client)> Open(BenchPath path, int connections) =>
+            Enumerable.Range(0, connections).Select(_ =>
+            {
+                var channel = new ThriftChannel(new ThriftChannelOptions
+                {
+                    Endpoint = RpcEndpoint.Tcp("127.0.0.1", path.Port),
+                    Multiplexed = true, // "Bench:echo" on all three paths: the proxy routes by it, the server accepts it
+                    PeerMultiplexesCalls = true,
+                    DefaultTimeout = TimeSpan.FromSeconds(5), // a stall shows up as failed calls, not a hung run
+                });
+                return (channel, new Bench.Client(channel));
+            }).ToList();
+
+        public static async Task<Figures> RunAsync(BenchPath path, IReadOnlyList<Bench.Client> clients, int size, TimeSpan duration, CancellationToken cancellationToken)
+        {
+            var samples = new List<long>[clients.Count];
+            var errors = new long[clients.Count];
+            var started = Stopwatch.GetTimestamp();
+            var stopAt = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+            await Task.WhenAll(clients.Select((client, i) => Task.Run(async () =>
+            {
+                var mine = samples[i] = new List<long>(64 * 1024);
+                var connection = path.Id * 1000 + i;
+                for (long seq = 0; Stopwatch.GetTimestamp() < stopAt; seq++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var text = Payload(size, connection, seq);
+                    Interlocked.Increment(ref path.Sent);
+                    var t = Stopwatch.GetTimestamp();
+                    string reply;
+                    try
+                    {
+                        reply = await client.EchoAsync(text, cancellationToken);
+                    }
+                    catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        errors[i]++;
+                        path.Error($"{e.GetType().Name}: {e.Message} (after {Stopwatch.GetElapsedTime(t).TotalMilliseconds:F1} ms)");
+                        await Task.Delay(10, cancellationToken);
+                        continue;
+                    }
+
+                    var elapsed = Stopwatch.GetTimestamp() - t;
+                    if (!string.Equals(reply, text, StringComparison.Ordinal))
+                    {
+                        errors[i]++;
+                        path.Error($"wrong reply: sent '{text}', got '{reply}'");
+                        continue;
+                    }
+
+                    mine.Add(elapsed);
+                }
+            }, cancellationToken)));
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var all = samples.SelectMany(s => s).ToArray();
+            Array.Sort(all);
+            double Micros(double q) => all.Length == 0 ? double.NaN : all[Math.Min(all.Length - 1, (int)(all.Length * q))] * 1e6 / Stopwatch.Frequency;
+            return new Figures(all.Length / seconds, Micros(0.5), Micros(0.99), Micros(0.999), all.Length, errors.Sum());
+        }
+
+        /// <summary>Exactly <paramref name="size"/> ASCII characters, starting with the connection and sequence number, so a reply meant for another call cannot pass.</summary>
+        public static string Payload(int size, int connection, long seq) => string.Create(size, (connection, seq), static (span, s) =>
+        {
+            span.Fill('x');
+            if (!s.connection.TryFormat(span, out var n, default, CultureInfo.InvariantCulture))
+            {
+                return;
+            }
+
+            if (n < span.Length)
+            {
+                span[n++] = '.';
+                s.seq.TryFormat(span[n..], out _, default, CultureInfo.InvariantCulture);
+            }
+        });
+    }
+
+    internal static class Driver
+    {
+        public static async Task<int> RunAsync(string[] args)
+        {
+            var quick = args.Contains("--quick");
+            var rounds = Cli.Int(args, "--rounds", quick ? 1 : 3, 1, 100);
+            var seconds = Cli.Double(args, "--seconds", quick ? 1.0 : 3.0);
+            var warmup = Cli.Double(args, "--warmup", quick ? 0.3 : 1.0);
+            var size = Cli.Int(args, "--payload", 64, 1, 16 * 1024 * 1024);
+            var connectionCounts = (Cli.Value(args, "--connections") ?? "1,16,64").Split(',')
+                .Select(c => int.TryParse(c, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 4096
+                    ? n
+                    : throw new ArgumentException($"--connections takes counts from 1 to 4096 separated by commas, not '{c}'"))
+                .ToArray();
+            var verbose = args.Contains("--verbose");
+
+            var given = Cli.Value(args, "--haproxy");
+            var haproxy = given ?? FindHaproxy();
+            if (haproxy is null || !File.Exists(haproxy))
+            {
+                Console.Error.WriteLine(given is null
+                    ? "error: haproxy was not found (looked on PATH, /usr/sbin, /usr/local/sbin and /sbin). This benchmark needs it as the reference proxy hop:"
+                    : $"error: --haproxy {given}: no such file. This benchmark needs haproxy as the reference proxy hop:");
+                Console.Error.WriteLine("       install the Debian package 'haproxy' (sudo apt-get install -y haproxy), or pass --haproxy /path/to/haproxy.");
+                return 2;
+            }
+
+            using var cancel = new CancellationTokenSource();
+            void Interrupt(PosixSignalContext context)
+            {
+                context.Cancel = true; // stop measuring and clean up in the finally below
+                Console.Error.WriteLine($"{context.Signal}: stopping and killing the children");
+                cancel.Cancel();
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+            var ct = cancel.Token;
+
+            var temp = Directory.CreateTempSubdirectory("trellis-bench-proxy-");
+            var children = new List<Child>();
+            try
+            {
+                var startup = TimeSpan.FromSeconds(30);
+                var extra = verbose ? new[] { "--verbose" } : [];
+                var server = Child.StartSelf("server", ["--role", "server", "--port", "0", .. extra]);
+                children.Add(server);
+                var backendPort = await server.ListeningAsync(startup, ct);
+
+                var registryDir = Path.Combine(temp.FullName, "registry");
+                var proxy = Child.StartSelf("proxy", ["--role", "proxy", "--backend-port", backendPort.ToString(CultureInfo.InvariantCulture), "--registry", registryDir, .. extra]);
+                children.Add(proxy);
+                var proxyPort = await proxy.ListeningAsync(startup, ct);
+
+                var haproxyPort = FreePort();
+                var config = Path.Combine(temp.FullName, "haproxy.cfg");
+                await File.WriteAllTextAsync(config, HaproxyConfig(haproxyPort, backendPort), ct);
+                var ha = Child.Start("haproxy", haproxy, ["-f", config, "-db"]);
+                children.Add(ha);
+
+                await WaitAcceptingAsync(server, backendPort, startup, ct);
+                await WaitAcceptingAsync(proxy, proxyPort, startup, ct);
+                await WaitAcceptingAsync(ha, haproxyPort, startup, ct);
+
+                BenchPath[] paths =
+                [
+                    new("direct", backendPort, 1),
+                    new("trellis proxy", proxyPort, 2),
+                    new("haproxy tcp", haproxyPort, 3),
+                ];
+
+                Console.WriteLine($"Proxy hop: echo of {size} B, framed binary, name Bench:echo; {Environment.ProcessorCount} cores; median of {rounds} x {seconds:0.###} s per path (after {warmup:0.###} s warm-up)");
+                Console.WriteLine($"Processes: driver (load) pid {Environment.ProcessId}, server pid {server.Pid} :{backendPort}, trellis proxy pid {proxy.Pid} :{proxyPort} (ProxyOptions defaults), {await HaproxyVersionAsync(haproxy)} pid {ha.Pid} :{haproxyPort}");
+                Console.WriteLine();
+
+                var table = new List<(int Connections, Figures[] ByPath)>();
+                foreach (var connections in connectionCounts)
+                {
+                    table.Add((connections, await MeasureAsync(paths, connections, size, rounds, seconds, warmup, ct)));
+                }
+
+                Console.WriteLine("| conns | path | calls/s | share of direct | p50 µs | added p50 | p99 µs | p999 µs | errors |");
+                Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+                foreach (var (connections, byPath) in table)
+                {
+                    var direct = byPath[0];
+                    for (var p = 0; p < paths.Length; p++)
+                    {
+                        var f = byPath[p];
+                        var share = p == 0 ? "1.00×" : Share(f.Rate, direct.Rate);
+                        var added = p == 0 ? "—" : Added(f.P50, direct.P50);
+                        Console.WriteLine($"| {connections} | {paths[p].Name} | {N(f.Rate)} | {share} | {N(f.P50)} | {added} | {N(f.P99)} | {N(f.P999)} | {f.Errors} |");
+                    }
+                }
+
+                Console.WriteLine();
+                foreach (var (connections, byPath) in table)
+                {
+                    var (direct, trellis, ha2) = (byPath[0], byPath[1], byPath[2]);
+                    Console.WriteLine($"{connections} conn{(connections == 1 ? "" : "s")}: Trellis hop {Share(trellis.Rate, direct.Rate)} of direct / HAProxy hop {Share(ha2.Rate, direct.Rate)} of direct " +
+                        $"(Trellis = {Share(trellis.Rate, ha2.Rate)} HAProxy's calls/s); added p50: Trellis {Added(trellis.P50, direct.P50)}, HAProxy {Added(ha2.P50, direct.P50)}");
+                }
+
+                // stop the roles gracefully to read their counters, and compare them with what was sent
+                Console.WriteLine();
+                var proxyStats = await proxy.StopAsync(TimeSpan.FromSeconds(15));
+                var serverStats = await server.StopAsync(TimeSpan.FromSeconds(15));
+                Console.WriteLine($"Sent (warm-up included): {string.Join(", ", paths.Select(p => $"{p.Name} {p.Sent:N0}"))}; total {paths.Sum(p => p.Sent):N0}");
+                Console.WriteLine($"Server counters: {serverStats ?? "(none: it did not stop cleanly)"}");
+                Console.WriteLine($"Trellis proxy counters: {proxyStats ?? "(none: it did not stop cleanly)"}");
+
+                var failed = false;
+                foreach (var path in paths.Where(p => p.Errors > 0))
+                {
+                    failed = true;
+                    Console.WriteLine($"{path.Name}: {path.Errors:N0} failed or wrong calls; first ones:");
+                    foreach (var what in path.FirstErrors)
+                    {
+                        Console.WriteLine($"  {what}");
+                    }
+                }
+
+                return failed ? 1 : 0;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                Console.Error.WriteLine("interrupted");
+                return 130;
+            }
+            catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException or SocketException or System.ComponentModel.Win32Exception)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 3;
+            }
+            finally
+            {
+                for (var i = children.Count - 1; i >= 0; i--)
+                {
+                    children[i].Dispose();
+                }
+
+                foreach (var child in children)
+                {
+                    await child.OutputDone.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
+                }
+
+                try
+                {
+                    temp.Delete(recursive: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"could not delete {temp.FullName}: {e.Message}");
+                }
+            }
+        }
+
+        /// <summary>
+        /// Opens every path's connections and warms them up, then runs the rounds, the paths taking turns (in a
+        /// rotating order) so the machine's noise falls on all of them alike. Each figure: its median over the rounds.
+        /// </summary>
+        private static async Task<Figures[]> MeasureAsync(BenchPath[] paths, int connections, int size, int rounds, double seconds, double warmup, CancellationToken ct)
+        {
+            var open = paths.Select(p => Load.Open(p, connections)).ToArray();
+            try
+            {
+                var results = paths.Select(_ => new List<Figures>()).ToArray();
+                for (var p = 0; p < paths.Length; p++)
+                {
+                    var clients = open[p].Select(o => o.Client).ToList();
+                    var first = Stopwatch.GetTimestamp();
+                    foreach (var (client, i) in clients.Select((c, i) => (c, i)))
+                    {
+                        var text = Load.Payload(size, 999_000 + i, 0);
+                        Interlocked.Increment(ref paths[p].Sent);
+                        try
+                        {
+                            // connects; through the proxy the first call also waits for the service's instance list
+                            if (await client.EchoAsync(text, ct) != text)
+                            {
+                                paths[p].Error("warm-up: wrong reply");
+                            }
+                        }
+                        catch (Exception e) when (!ct.IsCancellationRequested)
+                        {
+                            paths[p].Error($"warm-up: {e.GetType().Name}: {e.Message}");
+                        }
+                    }
+
+                    var firstCalls = Stopwatch.GetElapsedTime(first).TotalMilliseconds;
+
+                    var w = await Load.RunAsync(paths[p], clients, size, TimeSpan.FromSeconds(warmup), ct);
+                    Console.Error.WriteLine($"{connections} conns, warm-up, {paths[p].Name}: first call on each connection (one by one) {firstCalls:F1} ms in all; then {N(w.Rate)} calls/s, p50 {N(w.P50)} µs, {w.Errors} errors");
+                }
+
+                for (var round = 0; round < rounds; round++)
+                {
+                    for (var k = 0; k < paths.Length; k++)
+                    {
+                        var p = (round + k) % paths.Length;
+                        var f = await Load.RunAsync(paths[p], open[p].Select(o => o.Client).ToList(), size, TimeSpan.FromSeconds(seconds), ct);
+                        results[p].Add(f);
+                        Console.Error.WriteLine($"{connections} conns, round {round + 1}/{rounds}, {paths[p].Name}: {N(f.Rate)} calls/s, p50 {N(f.P50)} p99 {N(f.P99)} p999 {N(f.P999)} µs, {f.Errors} errors");
+                    }
+                }
+
+                return results.Select(r => new Figures(
+                    Median(r.Select(f => f.Rate)), Median(r.Select(f => f.P50)), Median(r.Select(f => f.P99)), Median(r.Select(f => f.P999)),
+                    r.Sum(f => f.Calls), r.Sum(f => f.Errors))).ToArray();
+            }
+            finally
+            {
+                foreach (var (channel, _) in open.SelectMany(o => o))
+                {
+                    await channel.DisposeAsync();
+                }
+            }
+        }
+
+        private static double Median(IEnumerable<double> values)
+        {
+            var sorted = values.Where(v => !double.IsNaN(v)).Order().ToArray();
+            return sorted.Length == 0 ? double.NaN
+                : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
+                : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+
+        private static string N(double value) => double.IsNaN(value) ? "n/a" : value.ToString("N0", CultureInfo.InvariantCulture);
+
+        private static string Share(double value, double of) =>
+            double.IsNaN(value) || double.IsNaN(of) || of <= 0 ? "n/a" : (value / of).ToString("0.00", CultureInfo.InvariantCulture) + "×";
+
+        private static string Added(double value, double baseline) =>
+            double.IsNaN(value) || double.IsNaN(baseline) ? "n/a" : (value - baseline).ToString("+0;-0;+0", CultureInfo.InvariantCulture) + " µs";
+
+        private static string HaproxyConfig(int port, int backendPort) => string.Create(CultureInfo.InvariantCulture, $"""
+            # written by Trellis.Bench.Proxy: one TCP hop from 127.0.0.1:{port} to the backend at 127.0.0.1:{backendPort}
+            global
+                maxconn 4096
+
+            defaults
+                mode tcp
+                timeout connect 5s
+                timeout client 10m
+                timeout server 10m
+
+            frontend bench_in
+                bind 127.0.0.1:{port}
+                maxconn 4096
+                default_backend bench_out
+
+            backend bench_out
+                server backend 127.0.0.1:{backendPort} maxconn 4096
+
+            """);
+
+        private static string? FindHaproxy()
+        {
+            var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+                .Concat(["/usr/sbin", "/usr/local/sbin", "/sbin"]);
+            return dirs.Select(d => Path.Combine(d, "haproxy")).FirstOrDefault(File.Exists);
+        }
+
+        private static async Task<string> HaproxyVersionAsync(string haproxy)
+        {
+            try
+            {
+                using var process = Process.Start(new ProcessStartInfo(haproxy, "-v") { RedirectStandardOutput = true, UseShellExecute = false });
+                if (process is null)
+                {
+                    return "haproxy";
+                }
+
+                var first = await process.StandardOutput.ReadLineAsync() ?? "haproxy";
+                await process.WaitForExitAsync();
+                var words = first.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return words.Length >= 3 ? $"haproxy {words[2]}" : first;
+            }
+            catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or InvalidOperationException)
+            {
+                return "haproxy";
+            }
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            return ((IPEndPoint)listener.LocalEndPoint!).Port;
+        }
+
+        /// <summary>Waits until 127.0.0.1:<paramref name="port"/> takes a connection (failing if the child exits meanwhile).</summary>
+        private static async Task WaitAcceptingAsync(Child child, int port, TimeSpan timeout, CancellationToken ct)
+        {
+            var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+            while (true)
+            {
+                if (child.HasExited)
+                {
+                    throw new InvalidOperationException($"{child.Name} exited before it accepted connections on 127.0.0.1:{port} (see its output above)");
+                }
+
+                try
+                {
+                    using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                    using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    attempt.CancelAfter(TimeSpan.FromSeconds(1));
+                    await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), attempt.Token);
+                    return;
+                }
+                catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+                {
+                    if (Stopwatch.GetTimestamp() > deadline)
+                    {
+                        throw new TimeoutException($"{child.Name} does not accept connections on 127.0.0.1:{port} after {timeout.TotalSeconds:F0} s");
+                    }
+
+                    await Task.Delay(50, ct);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+namespace netstd Trellis.Bench.Proxy
+
+service Bench {
+  string echo(1: string text)
+}

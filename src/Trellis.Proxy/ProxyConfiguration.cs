@@ -1,0 +1,131 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Trellis.Hosting;
+using Trellis.Rpc;
+
+namespace Trellis.Proxy;
+
+/// <summary>
+/// Reads a proxy's settings from configuration: <c>Trellis:Product</c>, <c>Trellis:ProxyAddress</c> (the original
+/// rpc_proxy <c>proxy_address</c>: a Unix socket path or host:port) and the <c>Trellis:Proxy</c> section.
+/// </summary>
+/// <remarks>
+/// <c>Trellis:Proxy</c>: <c>Listen</c> (list of <c>unix:///path</c> / <c>tcp://host:port</c>), <c>Zone</c>, <c>Host</c>,
+/// <c>Strategy</c>, <c>Locality</c>, <c>Central</c>, <c>InstanceId</c>, <c>SnapshotDirectory</c>, <c>Admin</c>
+/// (host:port of the health and metrics endpoint), <c>TimeoutMs</c>, <c>ConnectTimeoutMs</c>,
+/// <c>ConnectionsPerBackend</c>, <c>MaxPoolPerBackend</c>, <c>MaxInFlightPerConnection</c>, <c>MaxRetries</c>,
+/// <c>DrainSeconds</c>, and <c>Services:{name}</c> with <c>TimeoutMs</c>, <c>Strategy</c>, <c>IdempotentMethods</c>.
+/// </remarks>
+public static class ProxyConfiguration
+{
+    public const string Section = "Trellis:Proxy";
+
+    /// <summary>Builds the options; a value that does not parse is a <see cref="FormatException"/> naming its key.</summary>
+    public static ProxyOptions Bind(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(Section);
+        var options = new ProxyOptions
+        {
+            Product = configuration["Trellis:Product"] is { Length: > 0 } product ? product : "default",
+            Zone = section["Zone"] ?? "",
+            Host = section["Host"],
+            Strategy = section["Strategy"] ?? "p2c",
+            Locality = Bool(section, "Locality") ?? true,
+            Central = Bool(section, "Central") ?? false,
+            InstanceId = section["InstanceId"],
+            SnapshotDirectory = section["SnapshotDirectory"] ?? DefaultSnapshotDirectory(),
+        };
+        if (Int(section, "TimeoutMs") is { } timeout)
+        {
+            options.DefaultTimeout = TimeSpan.FromMilliseconds(timeout);
+        }
+
+        if (Int(section, "ConnectTimeoutMs") is { } connect)
+        {
+            options.ConnectTimeout = TimeSpan.FromMilliseconds(connect);
+        }
+
+        options.ConnectionsPerBackend = Int(section, "ConnectionsPerBackend") ?? options.ConnectionsPerBackend;
+        options.MaxPoolPerBackend = Int(section, "MaxPoolPerBackend") ?? options.MaxPoolPerBackend;
+        options.MaxInFlightPerConnection = Int(section, "MaxInFlightPerConnection") ?? options.MaxInFlightPerConnection;
+        options.MaxRetries = Int(section, "MaxRetries") ?? options.MaxRetries;
+
+        foreach (var listen in section.GetSection("Listen").GetChildren().Select(c => c.Value).OfType<string>())
+        {
+            options.Listen.Add(Endpoint(listen, $"{Section}:Listen"));
+        }
+
+        if (configuration["Trellis:ProxyAddress"] is { Length: > 0 } address)
+        {
+            var endpoint = Endpoint(address, "Trellis:ProxyAddress (proxy_address)");
+            if (!options.Listen.Contains(endpoint))
+            {
+                options.Listen.Add(endpoint);
+            }
+        }
+
+        foreach (var service in section.GetSection("Services").GetChildren())
+        {
+            var own = new ProxyServiceOptions { Strategy = service["Strategy"] };
+            if (Int(service, "TimeoutMs") is { } ms)
+            {
+                own.Timeout = TimeSpan.FromMilliseconds(ms);
+            }
+
+            foreach (var method in service.GetSection("IdempotentMethods").GetChildren().Select(c => c.Value).OfType<string>())
+            {
+                own.IdempotentMethods.Add(method);
+            }
+
+            options.Services[service.Key] = own;
+        }
+
+        return options;
+    }
+
+    /// <summary>The admin (health and metrics) address, or null for none.</summary>
+    public static string? Admin(IConfiguration configuration) => configuration?[$"{Section}:Admin"] is { Length: > 0 } admin ? admin : null;
+
+    /// <summary>How long a graceful stop waits for calls in flight.</summary>
+    public static TimeSpan Drain(IConfiguration configuration) =>
+        TimeSpan.FromSeconds(Int(configuration?.GetSection(Section) ?? throw new ArgumentNullException(nameof(configuration)), "DrainSeconds") ?? 10);
+
+    /// <summary>The registry settings (<c>Trellis:Registry</c>, <c>Trellis:ZooKeeper</c>, <c>Trellis:LocalRegistryPath</c>).</summary>
+    public static TrellisOptions Registry(IConfiguration configuration)
+    {
+        var options = new TrellisOptions();
+        configuration?.GetSection(TrellisOptions.Section).Bind(options);
+        return options;
+    }
+
+    private static string DefaultSnapshotDirectory() =>
+        Path.Combine(Environment.GetEnvironmentVariable("STATE_DIRECTORY") is { Length: > 0 } state ? state : Path.Combine(Path.GetTempPath(), "trellis-proxy-" + Environment.UserName), "snapshot");
+
+    private static RpcEndpoint Endpoint(string text, string key)
+    {
+        try
+        {
+            // the original proxy_address: a bare path is a Unix socket, host:port is TCP
+            return text.StartsWith('/') ? RpcEndpoint.Unix(text)
+                : text.Contains("://", StringComparison.Ordinal) ? RpcEndpoint.Parse(text)
+                : RpcEndpoint.Parse("tcp://" + text);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            throw new FormatException($"{key}: '{text}' is not an address (unix:///path, /path, tcp://host:port or host:port): {e.Message}", e);
+        }
+    }
+
+    private static int? Int(IConfiguration section, string key) =>
+        section[key] is not { Length: > 0 } text ? null
+        : int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value
+        : throw new FormatException($"{Section}:{key}: '{text}' is not a whole number");
+
+    private static bool? Bool(IConfiguration section, string key) =>
+        section[key] is not { Length: > 0 } text ? null
+        : bool.TryParse(text, out var value) ? value
+        : text is "1" or "yes" or "on" ? true
+        : text is "0" or "no" or "off" ? false
+        : throw new FormatException($"{Section}:{key}: '{text}' is not true or false");
+}
