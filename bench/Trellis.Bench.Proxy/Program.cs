@@ -218,6 +218,23 @@ namespace Trellis.Bench.Proxy
 
         public bool HasExited => _process.HasExited;
 
+        /// <summary>The CPU time the process has used (user and system, all threads), or null once it is gone.</summary>
+        public TimeSpan? Cpu
+        {
+            get
+            {
+                try
+                {
+                    _process.Refresh();
+                    return _process.HasExited ? null : _process.TotalProcessorTime;
+                }
+                catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+                {
+                    return null;
+                }
+            }
+        }
+
         /// <summary>Starts <paramref name="file"/> with its stdin, stdout and stderr piped to this process.</summary>
         public static Child Start(string name, string file, IEnumerable<string> arguments)
         {
@@ -351,7 +368,7 @@ namespace Trellis.Bench.Proxy
     }
 
     /// <summary>One way to the backend, with its own channels (one per connection).</summary>
-    internal sealed class BenchPath(string name, int port, int id)
+    internal sealed class BenchPath(string name, int port, int id, Child? hop)
     {
         public string Name { get; } = name;
 
@@ -359,6 +376,9 @@ namespace Trellis.Bench.Proxy
 
         /// <summary>Distinguishes this path's payloads from the others'.</summary>
         public int Id { get; } = id;
+
+        /// <summary>The proxy process on this path (null: direct), whose CPU time per call is reported.</summary>
+        public Child? Hop { get; } = hop;
 
         /// <summary>Calls sent this way in all (warm-up and failed calls included), to compare with the children's counts.</summary>
         public long Sent;
@@ -376,7 +396,8 @@ namespace Trellis.Bench.Proxy
         }
     }
 
-    internal readonly record struct Figures(double Rate, double P50, double P99, double P999, long Calls, long Errors);
+    /// <summary>One round's (or the rounds' median) figures; <see cref="HopCpu"/>: the proxy process's CPU µs per call, NaN when direct.</summary>
+    internal readonly record struct Figures(double Rate, double P50, double P99, double P999, double HopCpu, long Calls, long Errors);
 
     /// <summary>Connections each with one call in flight, for a while; every reply compared with what was sent.</summary>
     internal static class Load
@@ -398,6 +419,7 @@ namespace Trellis.Bench.Proxy
         {
             var samples = new List<long>[clients.Count];
             var errors = new long[clients.Count];
+            var cpu = path.Hop?.Cpu;
             var started = Stopwatch.GetTimestamp();
             var stopAt = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
             await Task.WhenAll(clients.Select((client, i) => Task.Run(async () =>
@@ -435,10 +457,12 @@ namespace Trellis.Bench.Proxy
                 }
             }, cancellationToken)));
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var hopCpu = cpu is { } before && path.Hop!.Cpu is { } after ? (after - before).TotalMicroseconds : double.NaN;
             var all = samples.SelectMany(s => s).ToArray();
             Array.Sort(all);
             double Micros(double q) => all.Length == 0 ? double.NaN : all[Math.Min(all.Length - 1, (int)(all.Length * q))] * 1e6 / Stopwatch.Frequency;
-            return new Figures(all.Length / seconds, Micros(0.5), Micros(0.99), Micros(0.999), all.Length, errors.Sum());
+            var calls = all.Length + errors.Sum();
+            return new Figures(all.Length / seconds, Micros(0.5), Micros(0.99), Micros(0.999), calls == 0 ? double.NaN : hopCpu / calls, all.Length, errors.Sum());
         }
 
         /// <summary>Exactly <paramref name="size"/> ASCII characters, starting with the connection and sequence number, so a reply meant for another call cannot pass.</summary>
@@ -524,9 +548,9 @@ namespace Trellis.Bench.Proxy
 
                 BenchPath[] paths =
                 [
-                    new("direct", backendPort, 1),
-                    new("trellis proxy", proxyPort, 2),
-                    new("haproxy tcp", haproxyPort, 3),
+                    new("direct", backendPort, 1, null),
+                    new("trellis proxy", proxyPort, 2, proxy),
+                    new("haproxy tcp", haproxyPort, 3, ha),
                 ];
 
                 Console.WriteLine($"Proxy hop: echo of {size} B, framed binary, name Bench:echo; {Environment.ProcessorCount} cores; median of {rounds} x {seconds:0.###} s per path (after {warmup:0.###} s warm-up)");
@@ -539,8 +563,8 @@ namespace Trellis.Bench.Proxy
                     table.Add((connections, await MeasureAsync(paths, connections, size, rounds, seconds, warmup, ct)));
                 }
 
-                Console.WriteLine("| conns | path | calls/s | share of direct | p50 µs | added p50 | p99 µs | p999 µs | errors |");
-                Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+                Console.WriteLine("| conns | path | calls/s | share of direct | p50 µs | added p50 | p99 µs | p999 µs | hop CPU µs/call | errors |");
+                Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
                 foreach (var (connections, byPath) in table)
                 {
                     var direct = byPath[0];
@@ -549,7 +573,7 @@ namespace Trellis.Bench.Proxy
                         var f = byPath[p];
                         var share = p == 0 ? "1.00×" : Share(f.Rate, direct.Rate);
                         var added = p == 0 ? "—" : Added(f.P50, direct.P50);
-                        Console.WriteLine($"| {connections} | {paths[p].Name} | {N(f.Rate)} | {share} | {N(f.P50)} | {added} | {N(f.P99)} | {N(f.P999)} | {f.Errors} |");
+                        Console.WriteLine($"| {connections} | {paths[p].Name} | {N(f.Rate)} | {share} | {N(f.P50)} | {added} | {N(f.P99)} | {N(f.P999)} | {(p == 0 ? "—" : f.HopCpu.ToString("0.0", CultureInfo.InvariantCulture))} | {f.Errors} |");
                     }
                 }
 
@@ -558,7 +582,8 @@ namespace Trellis.Bench.Proxy
                 {
                     var (direct, trellis, ha2) = (byPath[0], byPath[1], byPath[2]);
                     Console.WriteLine($"{connections} conn{(connections == 1 ? "" : "s")}: Trellis hop {Share(trellis.Rate, direct.Rate)} of direct / HAProxy hop {Share(ha2.Rate, direct.Rate)} of direct " +
-                        $"(Trellis = {Share(trellis.Rate, ha2.Rate)} HAProxy's calls/s); added p50: Trellis {Added(trellis.P50, direct.P50)}, HAProxy {Added(ha2.P50, direct.P50)}");
+                        $"(Trellis = {Share(trellis.Rate, ha2.Rate)} HAProxy's calls/s); added p50: Trellis {Added(trellis.P50, direct.P50)}, HAProxy {Added(ha2.P50, direct.P50)}; " +
+                        $"hop CPU per call: Trellis {trellis.HopCpu.ToString("0.0", CultureInfo.InvariantCulture)} µs, HAProxy {ha2.HopCpu.ToString("0.0", CultureInfo.InvariantCulture)} µs");
                 }
 
                 // stop the roles gracefully to read their counters, and compare them with what was sent
@@ -660,12 +685,12 @@ namespace Trellis.Bench.Proxy
                         var p = (round + k) % paths.Length;
                         var f = await Load.RunAsync(paths[p], open[p].Select(o => o.Client).ToList(), size, TimeSpan.FromSeconds(seconds), ct);
                         results[p].Add(f);
-                        Console.Error.WriteLine($"{connections} conns, round {round + 1}/{rounds}, {paths[p].Name}: {N(f.Rate)} calls/s, p50 {N(f.P50)} p99 {N(f.P99)} p999 {N(f.P999)} µs, {f.Errors} errors");
+                        Console.Error.WriteLine($"{connections} conns, round {round + 1}/{rounds}, {paths[p].Name}: {N(f.Rate)} calls/s, p50 {N(f.P50)} p99 {N(f.P99)} p999 {N(f.P999)} µs, hop CPU {f.HopCpu:0.0} µs/call, {f.Errors} errors");
                     }
                 }
 
                 return results.Select(r => new Figures(
-                    Median(r.Select(f => f.Rate)), Median(r.Select(f => f.P50)), Median(r.Select(f => f.P99)), Median(r.Select(f => f.P999)),
+                    Median(r.Select(f => f.Rate)), Median(r.Select(f => f.P50)), Median(r.Select(f => f.P99)), Median(r.Select(f => f.P999)), Median(r.Select(f => f.HopCpu)),
                     r.Sum(f => f.Calls), r.Sum(f => f.Errors))).ToArray();
             }
             finally

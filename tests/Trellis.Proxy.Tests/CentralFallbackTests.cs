@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using Trellis.Rpc;
+using Trellis.Rpc.Balancing;
+using Trellis.Rpc.Registry;
+using Trellis.Rpc.Tests;
+using Trellis.Thrift;
+using Trellis.ZooKeeper;
+using Xunit.Abstractions;
+
+namespace Trellis.Proxy.Tests;
+
+/// <summary>
+/// The local proxy as the real program (<c>trellis proxy</c>, started from an rpc_proxy config.ini), killed with
+/// SIGKILL under load: the application's channel moves to the zone's central proxy (found in ZooKeeper) at once,
+/// and returns to the local proxy once it is back and has stayed up.
+/// </summary>
+public sealed class CentralFallbackTests(ITestOutputHelper output)
+{
+    /// <summary>The trellis program, as built next to the tests.</summary>
+    private sealed class LocalProxyProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+
+        private LocalProxyProcess(Process process) => _process = process;
+
+        public static async Task<LocalProxyProcess> StartAsync(string configIni, string socket, int adminPort)
+        {
+            var info = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "trellis.dll"), "proxy", "--config", configIni, "--admin", $"127.0.0.1:{adminPort}" })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            var process = Process.Start(info)!;
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            var proxy = new LocalProxyProcess(process);
+            try
+            {
+                await Wait.UntilAsync(() => File.Exists(socket) || process.HasExited, TimeSpan.FromSeconds(30), "the local proxy's socket");
+                Assert.False(process.HasExited, "trellis proxy exited at start");
+                return proxy;
+            }
+            catch
+            {
+                await proxy.DisposeAsync();
+                throw;
+            }
+        }
+
+        public void Kill() => _process.Kill(entireProcessTree: true);
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            await _process.WaitForExitAsync();
+            _process.Dispose();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task TheLocalProxyKilled_CallsMoveToTheCentralProxyAtOnce_AndComeBackWhenItReturns()
+    {
+        await using var ensemble = await ZooKeeperEnsemble.StartAsync(size: 1);
+        var zk = new ZooKeeperOptions { ConnectString = ensemble.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10) };
+        var product = "p" + Guid.NewGuid().ToString("N")[..8];
+        var root = Path.Combine(Path.GetTempPath(), "trellis-central-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(root);
+        try
+        {
+            await using var registry = await ZooKeeperRegistry.ConnectAsync(zk);
+            var (server, _) = await Servers.StartAsync();
+            await using var backend = server;
+            await using var registration = await registry.RegisterAsync(new ServiceInstance
+            {
+                Product = product, Service = "Echo", InstanceId = "backend", Host = "127.0.0.1", Port = server.Endpoints[0].Port, Framing = "header", Zone = "z1",
+            });
+
+            // the central proxy of zone z1
+            var centralOptions = ProxyRig.NewOptions(root, "central");
+            centralOptions.Product = product;
+            centralOptions.Zone = "z1";
+            centralOptions.Central = true;
+            await using var central = new ProxyServer(centralOptions, registry);
+            await central.StartAsync();
+            await using (var watch = await registry.WatchProxiesAsync(product, "z1"))
+            {
+                await Wait.UntilAsync(() => watch.Instances.Count == 1, what: "the central proxy's record");
+                Assert.Equal(central.Endpoints.First(e => !e.IsUnix).Port, watch.Instances[0].Port);
+            }
+
+            // the local proxy: the real program, configured with the original rpc_proxy keys
+            var socket = Path.Combine(root, "local.sock");
+            var ini = Path.Combine(root, "config.ini");
+            await File.WriteAllLinesAsync(ini, [
+                "# rpc_proxy config.ini",
+                $"zk={ensemble.ConnectString}",
+                $"product={product}",
+                "zk_session_timeout=10",
+                $"proxy_address={socket}",
+            ]);
+            var adminPort = FreePort();
+            var local = await LocalProxyProcess.StartAsync(ini, socket, adminPort);
+            try
+            {
+                await using var channel = new ProxyChannel(new ProxyChannelOptions
+                {
+                    Local = RpcEndpoint.Unix(socket),
+                    Central = RegistryResolver.ForCentralProxies(registry, product, "z1"),
+                    ProbeInterval = TimeSpan.FromMilliseconds(100),
+                    ReturnAfter = 5,
+                    DefaultTimeout = TimeSpan.FromSeconds(5),
+                });
+                var switches = new List<(bool ToCentral, long At)>();
+                var clock = Stopwatch.StartNew();
+                channel.Switched += toCentral => { lock (switches) switches.Add((toCentral, clock.ElapsedMilliseconds)); };
+                var echo = new Trellis.Rpc.Tests.Echo.Echo.Client(channel);
+                Assert.Equal("local", await echo.EchoAsync("local"));
+                Assert.False(channel.OnCentral);
+
+                var ok = 0;
+                var failures = new List<(long At, Exception Error)>();
+                var firstCentralOk = -1L;
+                using var stop = new CancellationTokenSource();
+                var load = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+                {
+                    while (!stop.IsCancellationRequested)
+                    {
+                        try
+                        {
+                            await echo.EchoAsync("x");
+                            Interlocked.Increment(ref ok);
+                            if (channel.OnCentral)
+                            {
+                                Interlocked.CompareExchange(ref firstCentralOk, clock.ElapsedMilliseconds, -1);
+                            }
+                        }
+                        catch (Exception e)
+                        {
+                            lock (failures) failures.Add((clock.ElapsedMilliseconds, e));
+                        }
+                    }
+                })).ToList();
+
+                await Wait.UntilAsync(() => Volatile.Read(ref ok) > 300);
+                var killedAt = clock.ElapsedMilliseconds;
+                local.Kill();
+                await Wait.UntilAsync(() => Interlocked.Read(ref firstCentralOk) >= 0, TimeSpan.FromSeconds(10), "a call through the central proxy");
+                var onCentral = Volatile.Read(ref ok);
+                await Wait.UntilAsync(() => Volatile.Read(ref ok) > onCentral + 300);
+                output.WriteLine($"killed at {killedAt} ms; first call through the central proxy at {firstCentralOk} ms (+{firstCentralOk - killedAt} ms); {failures.Count} calls failed");
+                Assert.True(channel.OnCentral);
+                Assert.True(central.Stats.Replies > 0);
+                // only calls in flight on the killed proxy may fail (4 callers, one call each)
+                Assert.InRange(failures.Count, 0, 4);
+
+                // the local proxy comes back: calls return to it after the hysteresis
+                await local.DisposeAsync();
+                File.Delete(socket); // SIGKILL left the socket file behind; the restarted proxy may also replace it itself
+                local = await LocalProxyProcess.StartAsync(ini, socket, adminPort);
+                await Wait.UntilAsync(() => !channel.OnCentral, TimeSpan.FromSeconds(10), "the return to the local proxy");
+                var back = Volatile.Read(ref ok);
+                await Wait.UntilAsync(() => Volatile.Read(ref ok) > back + 300);
+                await stop.CancelAsync();
+                await Task.WhenAll(load);
+                using var http = new HttpClient();
+                var metrics = await http.GetStringAsync($"http://127.0.0.1:{adminPort}/metrics");
+                var calls = metrics.Split('\n').Single(l => l.StartsWith("trellis_proxy_calls_total ", StringComparison.Ordinal));
+                Assert.True(long.Parse(calls.Split(' ')[1], CultureInfo.InvariantCulture) >= 300, calls);
+                Assert.Equal("ok\n", await http.GetStringAsync($"http://127.0.0.1:{adminPort}/health"));
+                lock (switches)
+                {
+                    Assert.Equal([true, false], switches.Select(s => s.ToCentral));
+                }
+
+                Assert.InRange(failures.Count, 0, 4);
+            }
+            finally
+            {
+                await local.DisposeAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+}
