@@ -109,5 +109,8 @@ public sealed class TrellisOptions
         public bool PeerMultiplexesCalls { get; set; } = true;
 
         public double TimeoutSeconds { get; set; } = 30;
+
+        /// <summary>Proxy mode: when the local proxy is down, use the central proxies of <c>Trellis:Server:Zone</c> (found in ZooKeeper).</summary>
+        public bool CentralFallback { get; set; } = true;
     }
 }

@@ -85,14 +85,30 @@ public static class TrellisServiceCollectionExtensions
                 });
             }
 
-            var endpoint = section.Endpoint ?? options.ProxyAddress
+            var encoding = new ThriftEncoding(
+                section.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
+                section.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary);
+            if (section.Endpoint is null && options.ProxyAddress is { } proxyAddress)
+            {
+                // the local proxy, with the zone's central proxies (from ZooKeeper) behind it when it is down
+                var registry = sp.GetRequiredService<IServiceRegistry>();
+                return new ProxyChannel(new ProxyChannelOptions
+                {
+                    Local = RpcEndpoint.Parse(proxyAddress),
+                    Central = section.CentralFallback && TrellisRegistry.UsesZooKeeper(options)
+                        ? RegistryResolver.ForCentralProxies(registry, options.Product, options.Server.Zone)
+                        : null,
+                    Encoding = encoding,
+                    DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
+                });
+            }
+
+            var endpoint = section.Endpoint
                 ?? throw new InvalidOperationException($"client {name}: set Trellis:Clients:{name}:Endpoint or Trellis:ProxyAddress");
             return new ThriftChannel(new ThriftChannelOptions
             {
                 Endpoint = RpcEndpoint.Parse(endpoint),
-                Encoding = new ThriftEncoding(
-                    section.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
-                    section.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary),
+                Encoding = encoding,
                 Multiplexed = section.Multiplexed,
                 PeerMultiplexesCalls = section.PeerMultiplexesCalls,
                 DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),

@@ -107,9 +107,7 @@ public static class ProxyConfiguration
         try
         {
             // the original proxy_address: a bare path is a Unix socket, host:port is TCP
-            return text.StartsWith('/') ? RpcEndpoint.Unix(text)
-                : text.Contains("://", StringComparison.Ordinal) ? RpcEndpoint.Parse(text)
-                : RpcEndpoint.Parse("tcp://" + text);
+            return RpcEndpoint.Parse(text);
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {

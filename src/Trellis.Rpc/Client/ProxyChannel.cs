@@ -44,6 +44,7 @@ public sealed class ProxyChannel : IThriftChannel, IAsyncDisposable
     private Task? _probing;
     private readonly Task? _centralStarted;
     private volatile bool _onCentral;
+    private int _disposed;
 
     public ProxyChannel(ProxyChannelOptions options)
     {
@@ -207,6 +208,11 @@ public sealed class ProxyChannel : IThriftChannel, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         Task? probing;
         lock (_lock)
