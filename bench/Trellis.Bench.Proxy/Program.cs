@@ -100,6 +100,11 @@ namespace Trellis.Bench.Proxy
 
         public static async Task<int> ProxyAsync(string[] args)
         {
+            if (!args.Contains("--no-inline"))
+            {
+                ProxyServer.UseInlineSocketCompletions(); // as `trellis proxy` does
+            }
+
             var backendPort = Cli.Int(args, "--backend-port", 0, 1, 65535);
             if (backendPort == 0)
             {
@@ -115,7 +120,7 @@ namespace Trellis.Bench.Proxy
                 InstanceId = "b1",
                 Host = "127.0.0.1",
                 Port = backendPort,
-                Framing = "header",
+                Framing = Cli.Value(args, "--backend-framing") ?? "framed",
             });
             var options = new ProxyOptions { Product = Product };
             options.Listen.Add(RpcEndpoint.Tcp("127.0.0.1", 0));
@@ -532,7 +537,9 @@ namespace Trellis.Bench.Proxy
                 var backendPort = await server.ListeningAsync(startup, ct);
 
                 var registryDir = Path.Combine(temp.FullName, "registry");
-                var proxy = Child.StartSelf("proxy", ["--role", "proxy", "--backend-port", backendPort.ToString(CultureInfo.InvariantCulture), "--registry", registryDir, .. extra]);
+                string[] proxyExtra = [.. extra, .. args.Contains("--no-inline") ? new[] { "--no-inline" } : [],
+                    .. Cli.Value(args, "--backend-framing") is { } framing ? new[] { "--backend-framing", framing } : []];
+                var proxy = Child.StartSelf("proxy", ["--role", "proxy", "--backend-port", backendPort.ToString(CultureInfo.InvariantCulture), "--registry", registryDir, .. proxyExtra]);
                 children.Add(proxy);
                 var proxyPort = await proxy.ListeningAsync(startup, ct);
 

@@ -1,6 +1,11 @@
 using System.CommandLine;
 using Trellis.Cli;
 
+if (args.Length > 0 && args[0] == "proxy")
+{
+    Trellis.Proxy.ProxyServer.UseInlineSocketCompletions(); // before any socket exists
+}
+
 var root = new RootCommand("Trellis: Thrift RPC for .NET")
 {
     GenCommand.Create(),

@@ -28,8 +28,7 @@ internal sealed partial class FrontendConnection
     private TaskCompletionSource? _room;
     private ThriftEncoding _encoding;
     private int _inFlight;
-    private bool _framePending;
-    private volatile bool _rearm;
+    private volatile bool _framePending;
 
     public FrontendConnection(ProxyServer proxy, Socket socket, string peer)
     {
@@ -50,11 +49,10 @@ internal sealed partial class FrontendConnection
     public async Task RunAsync()
     {
         var options = _proxy.Options;
-        using var readTimeout = new CancellationTokenSource();
         using var onClose = _closed.Token.Register(static r => ((PipeReader)r!).CancelPendingRead(), _reader);
         try
         {
-            if (!await DetectAsync(readTimeout).ConfigureAwait(false))
+            if (!await DetectAsync().ConfigureAwait(false))
             {
                 return;
             }
@@ -63,26 +61,11 @@ internal sealed partial class FrontendConnection
             while (true)
             {
                 await WaitForRoomAsync().ConfigureAwait(false);
-                readTimeout.TryReset();
-                if (_framePending)
-                {
-                    readTimeout.CancelAfter(options.FrameReadTimeout);
-                }
-                else if (InFlight == 0)
-                {
-                    readTimeout.CancelAfter(options.IdleTimeout);
-                }
-
-                var result = await _reader.ReadAsync(readTimeout.Token).ConfigureAwait(false);
-                if (result.IsCanceled && _rearm && !_closed.IsCancellationRequested && !_proxy.IsStopping)
-                {
-                    _rearm = false; // the last call in flight finished: read again, now under the idle timeout
-                    continue;
-                }
-
+                var result = await _reader.ReadAsync().ConfigureAwait(false);
+                Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
                 if (result.IsCanceled)
                 {
-                    if (_proxy.IsStopping)
+                    if (_proxy.IsStopping && !_closed.IsCancellationRequested)
                     {
                         await LetCallsFinishAsync().ConfigureAwait(false); // graceful stop: answer what was taken, take nothing new
                     }
@@ -105,7 +88,13 @@ internal sealed partial class FrontendConnection
                     return;
                 }
 
-                _framePending = !buffer.IsEmpty;
+                var pending = !buffer.IsEmpty;
+                if (pending && !_framePending)
+                {
+                    Volatile.Write(ref _frameStarted, Stopwatch.GetTimestamp());
+                }
+
+                _framePending = pending;
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted)
                 {
@@ -113,10 +102,6 @@ internal sealed partial class FrontendConnection
                     return;
                 }
             }
-        }
-        catch (OperationCanceledException) when (readTimeout.IsCancellationRequested && !_closed.IsCancellationRequested)
-        {
-            LogTimeout(Logger, Peer, _framePending ? "a frame was not completed in time" : "idle");
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
@@ -128,12 +113,46 @@ internal sealed partial class FrontendConnection
         }
     }
 
-    private async Task<bool> DetectAsync(CancellationTokenSource timeout)
+    private long _lastActivity = Stopwatch.GetTimestamp();
+    private long _frameStarted;
+    private int _closing;
+
+    /// <summary>
+    /// Called by the proxy's housekeeping timer (one for all connections, instead of a timer per read): closes a
+    /// connection whose started frame did not complete in time, or that has been idle (nothing in flight) too long.
+    /// </summary>
+    public void CheckTimeouts(long now)
     {
-        timeout.CancelAfter(_proxy.Options.FrameReadTimeout);
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        var options = _proxy.Options;
+        string? reason = null;
+        if (_framePending && Stopwatch.GetElapsedTime(Volatile.Read(ref _frameStarted), now) > options.FrameReadTimeout)
+        {
+            reason = "a frame was not completed in time";
+        }
+        else if (!_framePending && InFlight == 0 && Stopwatch.GetElapsedTime(Volatile.Read(ref _lastActivity), now) > options.IdleTimeout)
+        {
+            reason = "idle";
+        }
+
+        if (reason is not null)
+        {
+            LogTimeout(Logger, Peer, reason);
+            _ = CloseAsync();
+        }
+    }
+
+    private async Task<bool> DetectAsync()
+    {
+        _framePending = true; // the first bytes must come within the frame deadline
+        Volatile.Write(ref _frameStarted, Stopwatch.GetTimestamp());
         while (true)
         {
-            var result = await _reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+            var result = await _reader.ReadAsync().ConfigureAwait(false);
             if (result.IsCanceled)
             {
                 return false;
@@ -143,6 +162,7 @@ internal sealed partial class FrontendConnection
             {
                 case ThriftDetectStatus.Detected:
                     _reader.AdvanceTo(result.Buffer.Start);
+                    _framePending = false;
                     return true;
                 case ThriftDetectStatus.Rejected:
                     _proxy.Stats.NotThrift();
@@ -221,11 +241,9 @@ internal sealed partial class FrontendConnection
     public void Done()
     {
         var left = Interlocked.Decrement(ref _inFlight);
-        if (left == 0 && !_framePending)
+        if (left == 0)
         {
-            // the pending read was started with calls in flight, so without the idle timeout: restart it
-            _rearm = true;
-            _reader.CancelPendingRead();
+            Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp()); // idle from the last answer on
         }
 
         if (left <= _proxy.Options.MaxInFlightPerConnection / 2)
@@ -319,7 +337,7 @@ internal sealed partial class FrontendConnection
 
     public async Task CloseAsync()
     {
-        if (_closed.IsCancellationRequested && _socket.SafeHandle.IsClosed)
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
         {
             return;
         }
