@@ -22,6 +22,7 @@ internal sealed class BackendConnection : IAsyncDisposable
     private readonly Dictionary<int, Pending> _pending = [];
     private readonly ThriftLimits _limits;
     private readonly TaskCompletionSource<Exception> _broken = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly THeaderInfo _header = new();
     private int _seqId;
     private int _expired;
 
@@ -145,7 +146,9 @@ internal sealed class BackendConnection : IAsyncDisposable
         THeaderInfo? info = null;
         if (Encoding.Framing == ThriftFraming.Header)
         {
-            info = new THeaderInfo();
+            // written under the send queue's lock: one header object per connection is enough
+            info = _header;
+            info.Clear();
             if (call.Headers is not null)
             {
                 foreach (var (key, value) in call.Headers)
@@ -192,11 +195,11 @@ internal sealed class BackendConnection : IAsyncDisposable
     private void OnReply(in ThriftFrame frame)
     {
         var span = frame.Payload.Span;
-        var header = Envelope.Read(span, frame.Protocol, _limits, out var bodyOffset);
+        var type = Envelope.Read(span, frame.Protocol, _limits, out var nameUtf8, out var seqId, out var bodyOffset);
         Pending? call;
         lock (_pending)
         {
-            if (_pending.Remove(header.SeqId, out call) && call.Expired)
+            if (_pending.Remove(seqId, out call) && call.Expired)
             {
                 _expired--;
             }
@@ -204,22 +207,20 @@ internal sealed class BackendConnection : IAsyncDisposable
 
         if (call is null)
         {
-            throw new TApplicationException(TApplicationExceptionType.BadSequenceId, $"{Instance.InstanceId} replied with seqid {header.SeqId}, which matches no call");
+            throw new TApplicationException(TApplicationExceptionType.BadSequenceId, $"{Instance.InstanceId} replied with seqid {seqId}, which matches no call");
         }
 
-        if (header.Type is not (TMessageType.Reply or TMessageType.Exception))
+        if (type is not (TMessageType.Reply or TMessageType.Exception))
         {
-            var error = new TApplicationException(TApplicationExceptionType.InvalidMessageType, $"{Instance.InstanceId} replied with message type {(int)header.Type}");
+            var error = new TApplicationException(TApplicationExceptionType.InvalidMessageType, $"{Instance.InstanceId} replied with message type {(int)type}");
             call.Completion.TrySetException(error);
             throw error;
         }
 
-        var name = header.Name.AsSpan();
-        var colon = name.LastIndexOf(':');
-        if (!(colon >= 0 ? name[(colon + 1)..] : name).SequenceEqual(call.Method))
+        if (!Envelope.NamesMethod(nameUtf8, call.Method))
         {
             var error = new TApplicationException(TApplicationExceptionType.WrongMethodName,
-                $"{Instance.InstanceId} replied for '{MultiplexedName.ForEcho(header.Name)}' to a call of '{call.Method}'");
+                $"{Instance.InstanceId} replied for '{MultiplexedName.ForEcho(System.Text.Encoding.UTF8.GetString(nameUtf8))}' to a call of '{call.Method}'");
             call.Completion.TrySetException(error);
             throw error;
         }
@@ -236,7 +237,7 @@ internal sealed class BackendConnection : IAsyncDisposable
         }
 
         var body = new PooledBody(span[bodyOffset..]);
-        if (!call.Completion.TrySetResult(new BackendReply(header.Type, body, frame.Protocol, headers)))
+        if (!call.Completion.TrySetResult(new BackendReply(type, body, frame.Protocol, headers)))
         {
             body.Dispose();
         }

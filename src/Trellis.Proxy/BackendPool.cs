@@ -40,14 +40,22 @@ internal sealed class BackendPool : IAsyncDisposable
     /// <summary>Calls share connections (the instance answers many per connection, in any order).</summary>
     public bool Pipelined { get; }
 
-    public async Task<BackendReply> SendAsync(ForwardCall call)
+    public Task<BackendReply> SendAsync(ForwardCall call)
     {
-        if (Pipelined)
+        if (!Pipelined)
         {
-            var connection = await SharedAsync().ConfigureAwait(false);
-            return await connection.SendAsync(call).ConfigureAwait(false);
+            return LendAsync(call);
         }
 
+        var shared = SharedAsync();
+        return shared.IsCompletedSuccessfully ? shared.Result.SendAsync(call) : SendWhenConnectedAsync(shared, call);
+    }
+
+    private static async Task<BackendReply> SendWhenConnectedAsync(ValueTask<BackendConnection> connecting, ForwardCall call) =>
+        await (await connecting.ConfigureAwait(false)).SendAsync(call).ConfigureAwait(false);
+
+    private async Task<BackendReply> LendAsync(ForwardCall call)
+    {
         var left = System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), call.Deadline);
         if (left <= TimeSpan.Zero || !await _slots!.WaitAsync(left, _closed.Token).ConfigureAwait(false))
         {

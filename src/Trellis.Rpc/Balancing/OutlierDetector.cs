@@ -97,11 +97,26 @@ public sealed class OutlierDetector(OutlierPolicy policy)
 
         if (candidates > 0 && usable < Policy.PanicThreshold * candidates)
         {
-            return static e => !e.Instance.Draining;
+            return NotDraining;
         }
 
-        var probes = Policy.HalfOpenCalls;
-        return e => !e.Instance.Draining && !e.Health.IsEjected(now) && !e.Health.ActiveDown && (e.Active < probes || !e.Health.InProbation(now));
+        return _usable ??= UsableNow;
+    }
+
+    private static readonly Func<BalancerEndpoint, bool> NotDraining = static e => !e.Instance.Draining;
+
+    private Func<BalancerEndpoint, bool>? _usable;
+
+    // one delegate per detector (a pick allocates nothing); the time is read per check, a few ns apart within a pick
+    private bool UsableNow(BalancerEndpoint e)
+    {
+        if (e.Instance.Draining || e.Health.ActiveDown)
+        {
+            return false;
+        }
+
+        var now = Now;
+        return !e.Health.IsEjected(now) && (e.Active < Policy.HalfOpenCalls || !e.Health.InProbation(now));
     }
 
     public static long Now => Stopwatch.GetTimestamp();

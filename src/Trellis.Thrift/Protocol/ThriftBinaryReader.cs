@@ -27,6 +27,13 @@ public ref struct ThriftBinaryReader : IThriftReader
 
     public TMessageHeader ReadMessageBegin()
     {
+        var type = ReadMessageBegin(out var name, out var seqId);
+        return new TMessageHeader(name.IsEmpty ? string.Empty : System.Text.Encoding.UTF8.GetString(name), type, seqId);
+    }
+
+    /// <summary>The envelope without decoding the name: <paramref name="nameUtf8"/> points into the buffer (for forwarders).</summary>
+    public TMessageType ReadMessageBegin(out ReadOnlySpan<byte> nameUtf8, out int seqId)
+    {
         var first = _in.ReadI32BigEndian();
         if (first < 0)
         {
@@ -36,8 +43,9 @@ public ref struct ThriftBinaryReader : IThriftReader
                 ThrowHelper.Protocol(TProtocolErrorKind.BadVersion, $"bad binary protocol version 0x{version >> 16:X4}");
             }
 
-            var name = _in.ReadUtf8(_in.ReadI32BigEndian());
-            return new TMessageHeader(name, (TMessageType)(first & 0xFF), _in.ReadI32BigEndian());
+            nameUtf8 = ReadName(_in.ReadI32BigEndian());
+            seqId = _in.ReadI32BigEndian();
+            return (TMessageType)(first & 0xFF);
         }
 
         if (_strictRead)
@@ -45,9 +53,16 @@ public ref struct ThriftBinaryReader : IThriftReader
             ThrowHelper.Protocol(TProtocolErrorKind.BadVersion, "message has no protocol version (a non-strict peer) and strict reading is on");
         }
 
-        var oldName = _in.ReadUtf8(first);
+        nameUtf8 = ReadName(first);
         var type = (TMessageType)_in.ReadByte();
-        return new TMessageHeader(oldName, type, _in.ReadI32BigEndian());
+        seqId = _in.ReadI32BigEndian();
+        return type;
+    }
+
+    private ReadOnlySpan<byte> ReadName(int length)
+    {
+        _in.CheckLength(length);
+        return _in.ReadSpan(length);
     }
 
     public readonly void ReadMessageEnd() { }

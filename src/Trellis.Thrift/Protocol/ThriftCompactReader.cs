@@ -28,6 +28,13 @@ public ref struct ThriftCompactReader : IThriftReader
 
     public TMessageHeader ReadMessageBegin()
     {
+        var type = ReadMessageBegin(out var name, out var seqId);
+        return new TMessageHeader(name.IsEmpty ? string.Empty : System.Text.Encoding.UTF8.GetString(name), type, seqId);
+    }
+
+    /// <summary>The envelope without decoding the name: <paramref name="nameUtf8"/> points into the buffer (for forwarders).</summary>
+    public TMessageType ReadMessageBegin(out ReadOnlySpan<byte> nameUtf8, out int seqId)
+    {
         var protocolId = _in.ReadByte();
         if (protocolId != CompactTypes.ProtocolId)
         {
@@ -42,9 +49,11 @@ public ref struct ThriftCompactReader : IThriftReader
         }
 
         var type = (TMessageType)((versionAndType >> CompactTypes.TypeShift) & 0x07);
-        var seqId = unchecked((int)_in.ReadVarint32());
-        var name = _in.ReadUtf8(ReadLength());
-        return new TMessageHeader(name, type, seqId);
+        seqId = unchecked((int)_in.ReadVarint32());
+        var length = ReadLength();
+        _in.CheckLength(length);
+        nameUtf8 = _in.ReadSpan(length);
+        return type;
     }
 
     public readonly void ReadMessageEnd() { }
