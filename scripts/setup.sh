@@ -10,6 +10,7 @@ packages=(
   python3-thrift   # Apache's Python runtime, the reference peer (for /usr/bin/python3)
   python3-kazoo    # an independent ZooKeeper client used to cross-check ours
   zlib1g           # libz.so.1 for the THeader zlib transform conformance
+  haproxy          # the reference proxy hop the proxy benchmark (and its smoke run in the suite) measures against
 )
 
 missing=()
@@ -36,4 +37,5 @@ fi
 command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK (dotnet) is required and not on PATH" >&2; exit 1; }
 /usr/bin/python3 -c 'import thrift, kazoo' || { echo "setup: /usr/bin/python3 cannot import thrift and kazoo" >&2; exit 1; }
 command -v thrift >/dev/null || { echo "setup: the thrift compiler is not on PATH" >&2; exit 1; }
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { echo "setup: haproxy is required (Debian package haproxy)" >&2; exit 1; }
 command -v java >/dev/null && [ -f /usr/share/java/zookeeper.jar ] || { echo "setup: Java and the ZooKeeper server jar are required" >&2; exit 1; }

@@ -30,6 +30,15 @@ else
   failed=$((failed + 1))
 fi
 
+# The proxy benchmark, briefly: direct, through the Trellis proxy and through HAProxy, every reply checked
+# (it exits non-zero on any failed or wrong call). Its figures are not judged here: timing is the benchmark's job.
+if dotnet run -c Release --no-build --project bench/Trellis.Bench.Proxy -- --rounds 1 --seconds 0.5 --warmup 0.2 --connections 1,16; then
+  passed=$((passed + 1))
+else
+  echo "proxy bench smoke run failed" >&2
+  failed=$((failed + 1))
+fi
+
 for trx in "$results"/*.trx; do
   [ -e "$trx" ] || continue
   counters=$(grep -o '<Counters [^>]*>' "$trx")

@@ -227,7 +227,14 @@ public sealed partial class LocalRegistry : IServiceRegistry
             }
 
             await _heartbeat.DisposeAsync().ConfigureAwait(false);
-            System.IO.File.Delete(File);
+            try
+            {
+                System.IO.File.Delete(File);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // the registry directory itself is gone: nothing left to withdraw
+            }
         }
 
         public async ValueTask DisposeAsync() => await DeregisterAsync().ConfigureAwait(false);
