@@ -74,9 +74,10 @@ internal sealed partial class FrontendConnection
                 }
 
                 var buffer = result.Buffer;
+                var full = false;
                 try
                 {
-                    while (decoder.TryReadFrame(ref buffer, out var frame))
+                    while (!(full = InFlight >= options.MaxInFlightPerConnection) && decoder.TryReadFrame(ref buffer, out var frame))
                     {
                         HandleFrame(frame);
                     }
@@ -94,8 +95,16 @@ internal sealed partial class FrontendConnection
                     Volatile.Write(ref _frameStarted, Stopwatch.GetTimestamp());
                 }
 
-                _framePending = pending;
-                _reader.AdvanceTo(buffer.Start, buffer.End);
+                _framePending = pending && !full;
+                if (full)
+                {
+                    _reader.AdvanceTo(buffer.Start); // whole frames may be left: look at them again once there is room
+                }
+                else
+                {
+                    _reader.AdvanceTo(buffer.Start, buffer.End);
+                }
+
                 if (result.IsCompleted)
                 {
                     await LetCallsFinishAsync().ConfigureAwait(false); // the caller closed its side: its answers may still be read
@@ -232,6 +241,7 @@ internal sealed partial class FrontendConnection
             Body = new PooledBody(payload[bodyOffset..]),
             Headers = headers,
             HeaderFlags = info?.Flags ?? 0,
+            HeaderZlib = info is { Transforms.Count: > 0 },
             Deadline = now + (long)(timeout.TotalSeconds * Stopwatch.Frequency),
         };
         Interlocked.Increment(ref _inFlight);
@@ -297,6 +307,11 @@ internal sealed partial class FrontendConnection
                 if (s.Framing == ThriftFraming.Header)
                 {
                     info = new THeaderInfo { Flags = s.call.HeaderFlags };
+                    if (s.call.HeaderZlib)
+                    {
+                        info.Transforms.Add(THeaderTransform.Zlib);
+                    }
+
                     if (s.reply.Headers is not null)
                     {
                         foreach (var (key, value) in s.reply.Headers)

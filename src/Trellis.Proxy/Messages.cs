@@ -206,6 +206,9 @@ internal sealed class ForwardCall
 
     public ushort HeaderFlags { get; init; }
 
+    /// <summary>The caller's THeader frame was zlib-compressed: so is the reply.</summary>
+    public bool HeaderZlib { get; init; }
+
     /// <summary>When the call must be answered (a <see cref="System.Diagnostics.Stopwatch"/> timestamp).</summary>
     public long Deadline { get; set; }
 

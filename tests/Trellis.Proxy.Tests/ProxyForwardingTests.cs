@@ -195,19 +195,54 @@ public sealed class ProxyForwardingTests
     }
 
     [Fact]
-    public async Task AnOverloadedInstance_IsSkipped_ForAnother()
+    public async Task ACallerWithTooManyCallsInFlight_IsReadNoFurther_UntilSomeFinish()
+    {
+        await using var rig = await ProxyRig.StartAsync(o => o.MaxInFlightPerConnection = 4);
+        var (_, service, _) = await rig.AddTrellisBackendAsync("a");
+        var channel = new ThriftChannel(new ThriftChannelOptions { Endpoint = rig.Tcp, PeerMultiplexesCalls = true, MaxConnections = 1 });
+        rig.Own(channel);
+        var echo = new Echo.Client(channel);
+        var peak = 0;
+        using var stop = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                peak = Math.Max(peak, Volatile.Read(ref service.Running));
+                await Task.Delay(1);
+            }
+        });
+        var calls = Enumerable.Range(0, 20).Select(i => echo.SlowAsync(100, "s" + i)).ToList();
+        var replies = await Task.WhenAll(calls);
+        await stop.CancelAsync();
+        await watcher;
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => "s" + i), replies);
+        Assert.InRange(peak, 1, 4); // the proxy held the rest in the socket: bounded memory, and nothing lost
+    }
+
+    [Fact]
+    public async Task AnOverloadedInstance_IsSkipped_ForAnother_WithoutBeingJudgedUnhealthy()
     {
         await using var rig = await ProxyRig.StartAsync(o => o.Strategy = "round_robin");
-        var (busy, service, _) = await rig.AddTrellisBackendAsync("a");
+        var (_, busy, _) = await rig.AddTrellisBackendAsync("a", maxConcurrentCalls: 1);
         await rig.AddTrellisBackendAsync("b");
         var echo = new Echo.Client(rig.Channel(rig.Tcp));
-        for (var i = 0; i < 20; i++)
+        // occupy a's only slot (the call may land on b first: then try again until a holds one)
+        var stuck = new List<Task<string>>();
+        while (busy.StuckCalls == 0)
         {
-            Assert.Equal("x", await echo.EchoAsync("x"));
+            stuck.Add(echo.StuckAsync());
+            await Task.Delay(50);
         }
 
-        Assert.Equal(0, rig.Proxy.Stats.Retries);
-        _ = busy; _ = service;
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal("x" + i, await echo.EchoAsync("x" + i)); // those a refuses ("overloaded") go to b
+        }
+
+        Assert.True(rig.Proxy.Stats.Retries > 0);
+        Assert.False(rig.Proxy.Routes["Echo"].Single(e => e.Key == "a").Health.IsEjected(Trellis.Rpc.Balancing.OutlierDetector.Now));
+        _ = stuck; // cancelled when the rig stops the servers
     }
 }
 

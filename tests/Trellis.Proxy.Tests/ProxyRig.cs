@@ -52,9 +52,9 @@ internal sealed class ProxyRig : IAsyncDisposable
     }
 
     /// <summary>A Trellis Echo server (Echo and Other services), registered as one multiplexed instance of each.</summary>
-    public async Task<(ThriftServer Server, EchoService Service, IRegistration[] Registrations)> AddTrellisBackendAsync(string id)
+    public async Task<(ThriftServer Server, EchoService Service, IRegistration[] Registrations)> AddTrellisBackendAsync(string id, int maxConcurrentCalls = 4096)
     {
-        var (server, service) = await Servers.StartAsync();
+        var (server, service) = await Servers.StartAsync(maxConcurrentCalls: maxConcurrentCalls);
         _owned.Add(server);
         var port = server.Endpoints[0].Port;
         var echo = await Registry.RegisterAsync(new ServiceInstance { Product = Product, Service = "Echo", InstanceId = id, Host = "127.0.0.1", Port = port, Framing = "header" });

@@ -148,4 +148,21 @@ public sealed class StockClientTests
         Assert.Equal(sample, await client.EchoAsync(sample));
         Assert.Equal(0, rig.Proxy.Stats.BackendFailures);
     }
+
+    [Fact]
+    public async Task AStockTHeaderClient_WithZlibAndInfoHeaders_IsAnsweredInKind()
+    {
+        await using var rig = await ProxyRig.StartAsync();
+        await using var python = await PythonServer.StartAsync("header", "binary");
+        rig.Own(await rig.Registry.RegisterAsync(python.Instance("py", framing: "header")));
+        var reply = Lines(PythonPeer.Conformance.Ok([], ["tcp-call", .. Target(rig, unix: false), "--framing", "header", "--protocol", "compact",
+            "--multiplexed", "Conformance", "--zlib", "--header", "caller=stock", "--method", "echo", "--sample", "0"])).Single();
+        Assert.True(reply.TryGetProperty("value", out var value), reply.ToString());
+        Assert.Equal(SampleHex, value.GetString());
+        // the caller's info header went through to the python server, which echoes the request's headers on its reply
+        Assert.Equal("stock", reply.GetProperty("headers").GetProperty("caller").GetString());
+        Assert.Equal("python", reply.GetProperty("headers").GetProperty("peer").GetString());
+        // and the proxy told the server the caller's remaining time
+        Assert.True(reply.GetProperty("headers").TryGetProperty("trellis-timeout-ms", out _), reply.ToString());
+    }
 }

@@ -75,7 +75,7 @@ public sealed class OutlierDetector(OutlierPolicy policy)
     /// <summary>
     /// Whether an endpoint may be picked now: not ejected, not draining, and when half open not already
     /// holding <see cref="OutlierPolicy.HalfOpenCalls"/> calls — unless the service is in panic (too few
-    /// usable), when every endpoint that is not draining may be.
+    /// usable), when every endpoint that is not draining may be. The filter judges at <paramref name="now"/> until the next call.
     /// </summary>
     public Func<BalancerEndpoint, bool> Usable(ImmutableArray<BalancerEndpoint> all, long now)
     {
@@ -100,22 +100,25 @@ public sealed class OutlierDetector(OutlierPolicy policy)
             return NotDraining;
         }
 
-        return _usable ??= UsableNow;
+        Volatile.Write(ref _at, now);
+        return _usable ??= UsableAt;
     }
 
     private static readonly Func<BalancerEndpoint, bool> NotDraining = static e => !e.Instance.Draining;
 
     private Func<BalancerEndpoint, bool>? _usable;
+    private long _at;
 
-    // one delegate per detector (a pick allocates nothing); the time is read per check, a few ns apart within a pick
-    private bool UsableNow(BalancerEndpoint e)
+    // one delegate per detector, so a pick allocates nothing: it judges at the time of the latest Usable call
+    // (concurrent picks differ by microseconds, which no ejection or probation period notices)
+    private bool UsableAt(BalancerEndpoint e)
     {
         if (e.Instance.Draining || e.Health.ActiveDown)
         {
             return false;
         }
 
-        var now = Now;
+        var now = Volatile.Read(ref _at);
         return !e.Health.IsEjected(now) && (e.Active < Policy.HalfOpenCalls || !e.Health.InProbation(now));
     }
 
