@@ -12,4 +12,5 @@ var root = new RootCommand("Trellis: Thrift RPC for .NET")
     ProxyCommand.Create(),
 };
 
-return root.Parse(args).Invoke();
+// the proxy drains calls in flight on SIGTERM (DrainSeconds): the parser must not end the process 2 s after the signal
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

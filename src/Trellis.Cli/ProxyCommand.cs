@@ -61,7 +61,7 @@ internal static class ProxyCommand
             var addresses = result.GetValue(listen) ?? [];
             for (var i = 0; i < addresses.Length; i++)
             {
-                Set($"Trellis:Proxy:Listen:{i}", addresses[i]);
+                Set($"Trellis:Proxy:ListenOnly:{i}", addresses[i]); // replaces the file's addresses
             }
 
             Set("Trellis:Proxy:Zone", result.GetValue(zone));
@@ -115,7 +115,12 @@ internal static class ProxyCommand
             else
             {
                 // the health and metrics endpoint is served by Kestrel, on the admin address only
-                var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+                // no file watching: under systemd the content root is /, and watching it costs tens of thousands of inotify watches
+                var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+                {
+                    Args = ["--hostBuilder:reloadConfigOnChange=false"],
+                    ContentRootPath = AppContext.BaseDirectory,
+                });
                 builder.Configuration.Sources.Clear();
                 builder.Configuration.AddConfiguration(configuration);
                 Configure(builder.Services, builder.Logging, configuration);
@@ -134,7 +139,18 @@ internal static class ProxyCommand
 
         using (app)
         {
-            await app.RunAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or InvalidOperationException or UnauthorizedAccessException)
+            {
+                // an address in use, a socket directory others can write, …: a configuration problem, said plainly
+                await stderr.WriteLineAsync($"trellis proxy: cannot start: {e.Message}").ConfigureAwait(false);
+                return 2;
+            }
+
+            await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
         }
 
         return 0;
@@ -144,11 +160,19 @@ internal static class ProxyCommand
     {
         var verbose = configuration["Trellis:Verbose"] is "true" or "True" or "1";
         logging.ClearProviders();
-        logging.AddSimpleConsole(o =>
+        if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is { Length: > 0 })
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
+            logging.AddSystemdConsole(); // under systemd: syslog priorities, no timestamps of our own (the journal has them)
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+        }
+
         logging.SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information);
         logging.AddFilter("Microsoft", LogLevel.Warning);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = ProxyConfiguration.Drain(configuration) + TimeSpan.FromSeconds(5));

@@ -51,12 +51,14 @@ public static class ProxyConfiguration
         options.MaxInFlightPerConnection = Int(section, "MaxInFlightPerConnection") ?? options.MaxInFlightPerConnection;
         options.MaxRetries = Int(section, "MaxRetries") ?? options.MaxRetries;
 
-        foreach (var listen in section.GetSection("Listen").GetChildren().Select(c => c.Value).OfType<string>())
+        // ListenOnly (what `trellis proxy --listen` sets) replaces the configured addresses instead of adding to them
+        var only = section.GetSection("ListenOnly").GetChildren().Select(c => c.Value).OfType<string>().ToList();
+        foreach (var listen in only.Count > 0 ? only : section.GetSection("Listen").GetChildren().Select(c => c.Value).OfType<string>())
         {
             options.Listen.Add(Endpoint(listen, $"{Section}:Listen"));
         }
 
-        if (configuration["Trellis:ProxyAddress"] is { Length: > 0 } address)
+        if (only.Count == 0 && configuration["Trellis:ProxyAddress"] is { Length: > 0 } address)
         {
             var endpoint = Endpoint(address, "Trellis:ProxyAddress (proxy_address)");
             if (!options.Listen.Contains(endpoint))

@@ -11,41 +11,63 @@ namespace Trellis.Proxy;
 /// Runs a <see cref="ProxyServer"/> in a generic host: started with the host, stopped gracefully with it (SIGTERM,
 /// Ctrl-C), and reloaded on SIGHUP (the configuration is read again; a bad one is logged and the running one kept).
 /// </summary>
-public sealed partial class ProxyHostedService(ProxyServer proxy, IConfiguration configuration, ILogger<ProxyHostedService> logger) : IHostedService, IDisposable
+/// <remarks>
+/// The graceful stop runs in <see cref="StoppingAsync"/>, before the host stops its other services, so an admin
+/// endpoint in the same host still answers <c>/health</c> (503, stopping) while calls in flight drain.
+/// </remarks>
+public sealed partial class ProxyHostedService : IHostedLifecycleService, IDisposable
 {
-    private PosixSignalRegistration? _hangUp;
+    private readonly ProxyServer _proxy;
+    private readonly IConfiguration _configuration;
+    private readonly ILogger<ProxyHostedService> _logger;
+    private readonly PosixSignalRegistration? _hangUp;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public ProxyHostedService(ProxyServer proxy, IConfiguration configuration, ILogger<ProxyHostedService> logger)
     {
+        _proxy = proxy;
+        _configuration = configuration;
+        _logger = logger;
         if (!OperatingSystem.IsWindows())
         {
+            // from construction on, not from start: a SIGHUP's default action would end the process
             _hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true; // SIGHUP reloads; it does not end the process
-                Reload();
+                if (_proxy.Endpoints.Count > 0)
+                {
+                    Reload();
+                }
             });
         }
-
-        return proxy.StartAsync(cancellationToken);
     }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => _proxy.StartAsync(cancellationToken);
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => _proxy.StopAsync(ProxyConfiguration.Drain(_configuration));
+
+    public Task StopAsync(CancellationToken cancellationToken) => _proxy.StopAsync(ProxyConfiguration.Drain(_configuration));
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Reads the configuration again and applies what may change while running.</summary>
     public bool Reload()
     {
         try
         {
-            (configuration as IConfigurationRoot)?.Reload();
-            proxy.Reload(ProxyConfiguration.Bind(configuration));
+            (_configuration as IConfigurationRoot)?.Reload();
+            _proxy.Reload(ProxyConfiguration.Bind(_configuration));
             return true;
         }
         catch (Exception e) when (e is ArgumentException or FormatException or IOException or InvalidDataException)
         {
-            LogReloadRejected(logger, e.Message);
+            LogReloadRejected(_logger, e.Message);
             return false;
         }
     }
-
-    public Task StopAsync(CancellationToken cancellationToken) => proxy.StopAsync(ProxyConfiguration.Drain(configuration));
 
     public void Dispose() => _hangUp?.Dispose();
 

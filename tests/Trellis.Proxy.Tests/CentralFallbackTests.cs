@@ -18,60 +18,7 @@ namespace Trellis.Proxy.Tests;
 /// </summary>
 public sealed class CentralFallbackTests(ITestOutputHelper output)
 {
-    /// <summary>The trellis program, as built next to the tests.</summary>
-    private sealed class LocalProxyProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-
-        private LocalProxyProcess(Process process) => _process = process;
-
-        public static async Task<LocalProxyProcess> StartAsync(string configIni, string socket, int adminPort)
-        {
-            var info = new ProcessStartInfo("dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "trellis.dll"), "proxy", "--config", configIni, "--admin", $"127.0.0.1:{adminPort}" })
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            var process = Process.Start(info)!;
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var proxy = new LocalProxyProcess(process);
-            try
-            {
-                await Wait.UntilAsync(() => File.Exists(socket) || process.HasExited, TimeSpan.FromSeconds(30), "the local proxy's socket");
-                Assert.False(process.HasExited, "trellis proxy exited at start");
-                return proxy;
-            }
-            catch
-            {
-                await proxy.DisposeAsync();
-                throw;
-            }
-        }
-
-        public void Kill() => _process.Kill(entireProcessTree: true);
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            await _process.WaitForExitAsync();
-            _process.Dispose();
-        }
-    }
-
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
@@ -120,7 +67,7 @@ public sealed class CentralFallbackTests(ITestOutputHelper output)
                 $"proxy_address={socket}",
             ]);
             var adminPort = FreePort();
-            var local = await LocalProxyProcess.StartAsync(ini, socket, adminPort);
+            var local = await TrellisProxyProcess.StartAsync(socket, "--config", ini, "--admin", $"127.0.0.1:{adminPort}");
             try
             {
                 await using var channel = new ProxyChannel(new ProxyChannelOptions
@@ -177,7 +124,7 @@ public sealed class CentralFallbackTests(ITestOutputHelper output)
                 // the local proxy comes back: calls return to it after the hysteresis
                 await local.DisposeAsync();
                 File.Delete(socket); // SIGKILL left the socket file behind; the restarted proxy may also replace it itself
-                local = await LocalProxyProcess.StartAsync(ini, socket, adminPort);
+                local = await TrellisProxyProcess.StartAsync(socket, "--config", ini, "--admin", $"127.0.0.1:{adminPort}");
                 await Wait.UntilAsync(() => !channel.OnCentral, TimeSpan.FromSeconds(10), "the return to the local proxy");
                 var back = Volatile.Read(ref ok);
                 await Wait.UntilAsync(() => Volatile.Read(ref ok) > back + 300);

@@ -164,3 +164,76 @@ internal sealed class PythonServer : IAsyncDisposable
         }
     }
 }
+
+/// <summary>The trellis program, as built next to the tests.</summary>
+internal sealed class TrellisProxyProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private TrellisProxyProcess(Process process) => _process = process;
+
+    /// <summary>Starts <c>trellis proxy ARGS</c> and waits until <paramref name="socket"/> exists.</summary>
+    public static async Task<TrellisProxyProcess> StartAsync(string socket, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "trellis.dll"), "proxy" }.Concat(args))
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var proxy = new TrellisProxyProcess(process);
+        try
+        {
+            await Wait.UntilAsync(() => File.Exists(socket) || process.HasExited, TimeSpan.FromSeconds(30), "the local proxy's socket");
+            Assert.False(process.HasExited, "trellis proxy exited at start");
+            return proxy;
+        }
+        catch
+        {
+            await proxy.DisposeAsync();
+            throw;
+        }
+    }
+
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
+    /// <summary>What a service manager's stop sends.</summary>
+    public void Terminate() => Posix.Kill(_process.Id, 15);
+
+    public Process Process => _process;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}
+
+internal static class Posix
+{
+    /// <summary>Sends a signal with the system's kill(1).</summary>
+    public static void Kill(int pid, int signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -{signal} {pid} failed");
+        }
+    }
+}
