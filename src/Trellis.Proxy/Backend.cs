@@ -66,24 +66,8 @@ internal sealed class BackendConnection : IAsyncDisposable
     public static async Task<BackendConnection> ConnectAsync(ServiceInstance instance, ProxyOptions options, CancellationToken cancellationToken)
     {
         var endpoint = instance.Endpoint();
-        var socket = endpoint.NewClientSocket();
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.ConnectTimeout);
-            await socket.ConnectAsync(endpoint.ToEndPoint(), timeout.Token).ConfigureAwait(false);
-            return new BackendConnection(socket, instance, options.Limits);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            socket.Dispose();
-            throw new TTransportException(TTransportErrorKind.NotOpen, $"connecting to {instance.InstanceId} at {endpoint} timed out after {options.ConnectTimeout.TotalMilliseconds:F0} ms");
-        }
-        catch (SocketException e)
-        {
-            socket.Dispose();
-            throw new TTransportException(TTransportErrorKind.NotOpen, $"cannot connect to {instance.InstanceId} at {endpoint}: {e.Message}", e);
-        }
+        var socket = await StreamIo.ConnectAsync(endpoint, options.ConnectTimeout, $"{instance.InstanceId} at {endpoint}", cancellationToken).ConfigureAwait(false);
+        return new BackendConnection(socket, instance, options.Limits);
     }
 
     /// <summary>Sends a call; the task ends with the backend's reply (a oneway's at once, once queued).</summary>
@@ -170,21 +154,7 @@ internal sealed class BackendConnection : IAsyncDisposable
         using var decoder = new ThriftFrameDecoder(Encoding, _limits);
         try
         {
-            while (true)
-            {
-                var result = await _reader.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                while (decoder.TryReadFrame(ref buffer, out var frame))
-                {
-                    OnReply(frame);
-                }
-
-                _reader.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted)
-                {
-                    throw new IOException("the instance closed the connection");
-                }
-            }
+            await StreamIo.ReadFramesAsync(_reader, decoder, OnReply).ConfigureAwait(false);
         }
         catch (Exception e)
         {

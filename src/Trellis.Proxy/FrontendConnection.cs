@@ -159,34 +159,16 @@ internal sealed partial class FrontendConnection
     {
         _framePending = true; // the first bytes must come within the frame deadline
         Volatile.Write(ref _frameStarted, Stopwatch.GetTimestamp());
-        while (true)
+        var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, _proxy.Options.Limits).ConfigureAwait(false);
+        if (status == ThriftDetectStatus.Rejected)
         {
-            var result = await _reader.ReadAsync().ConfigureAwait(false);
-            if (result.IsCanceled)
-            {
-                return false;
-            }
-
-            switch (ThriftEncodingDetector.Detect(result.Buffer, out _encoding, out var reason, _proxy.Options.Limits))
-            {
-                case ThriftDetectStatus.Detected:
-                    _reader.AdvanceTo(result.Buffer.Start);
-                    _framePending = false;
-                    return true;
-                case ThriftDetectStatus.Rejected:
-                    _proxy.Stats.NotThrift();
-                    LogNotThrift(Logger, Peer, reason!);
-                    return false;
-                default:
-                    if (result.IsCompleted)
-                    {
-                        return false;
-                    }
-
-                    _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-                    break;
-            }
+            _proxy.Stats.NotThrift();
+            LogNotThrift(Logger, Peer, reason!);
         }
+
+        _encoding = encoding;
+        _framePending = false;
+        return status == ThriftDetectStatus.Detected;
     }
 
     private void HandleFrame(in ThriftFrame frame)

@@ -201,36 +201,17 @@ public sealed partial class ProxyServer : IAsyncDisposable
         LogCentral(Logger, path, record.InstanceId);
     }
 
-    private async Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint)
+    private Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint) => StreamIo.AcceptLoopAsync(listener, endpoint, (socket, peer) =>
     {
-        while (!_stopping.IsCancellationRequested)
+        var connection = new FrontendConnection(this, socket, peer);
+        lock (_connections)
         {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
-            if (!endpoint.IsUnix)
-            {
-                socket.NoDelay = true;
-            }
-
-            var peer = endpoint.IsUnix ? "unix:" + endpoint.UnixPath : "tcp://" + socket.RemoteEndPoint;
-            var connection = new FrontendConnection(this, socket, peer);
-            lock (_connections)
-            {
-                _connections.Add(connection);
-            }
-
-            Stats.Opened();
-            _ = RunConnectionAsync(connection);
+            _connections.Add(connection);
         }
-    }
+
+        Stats.Opened();
+        _ = RunConnectionAsync(connection);
+    }, _stopping.Token);
 
     private async Task RunConnectionAsync(FrontendConnection connection)
     {

@@ -33,7 +33,7 @@ public sealed class ProxyFaultTests(ITestOutputHelper output)
             {
                 var python = await PythonServer.StartAsync();
                 pythons.Add(python);
-                rig.Own(await rig.Registry.RegisterAsync(python.Instance("py" + i)));
+                rig.Own(await rig.Registry.RegisterAsync(python.Instance(ProxyRig.Product, "py" + i)));
             }
 
             var client = new global::Conformance.Client(rig.Channel(rig.Tcp));

@@ -10,24 +10,9 @@ namespace Trellis.Proxy.Tests;
 /// <summary>Calls from Trellis clients through the proxy to Trellis servers: routing, seqids, errors, deadlines.</summary>
 public sealed class ProxyForwardingTests
 {
-    public static TheoryData<string, string, bool> Encodings()
-    {
-        var data = new TheoryData<string, string, bool>();
-        foreach (var framing in new[] { "framed", "unframed", "header" })
-        {
-            foreach (var protocol in new[] { "binary", "compact" })
-            {
-                data.Add(framing, protocol, false);
-                data.Add(framing, protocol, true);
-            }
-        }
+    public static TheoryData<string, string, bool> Encodings() => EncodingMatrix.WithFlag();
 
-        return data;
-    }
-
-    private static ThriftEncoding Encoding(string framing, string protocol) => new(
-        framing switch { "framed" => ThriftFraming.Framed, "unframed" => ThriftFraming.Unframed, _ => ThriftFraming.Header },
-        protocol == "binary" ? ThriftProtocol.Binary : ThriftProtocol.Compact);
+    private static ThriftEncoding Encoding(string framing, string protocol) => EncodingMatrix.Encoding(framing, protocol);
 
     [Theory]
     [MemberData(nameof(Encodings))]

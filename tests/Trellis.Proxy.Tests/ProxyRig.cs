@@ -108,63 +108,6 @@ internal sealed class ProxyRig : IAsyncDisposable
     }
 }
 
-/// <summary>A stock Apache Thrift python server (TThreadedServer) as a child process.</summary>
-internal sealed class PythonServer : IAsyncDisposable
-{
-    public required Process Process { get; init; }
-
-    public required int Port { get; init; }
-
-    public static async Task<PythonServer> StartAsync(string framing = "framed", string protocol = "binary", string? multiplexed = null)
-    {
-        var process = Process.Start(PythonPeer.Conformance.StartInfo("tcp-serve",
-            ["--port", "0", "--framing", framing, "--protocol", protocol, .. multiplexed is null ? Array.Empty<string>() : ["--multiplexed", multiplexed]]))!;
-        try
-        {
-            var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-            Assert.NotNull(line);
-            return new PythonServer { Process = process, Port = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture) };
-        }
-        catch
-        {
-            process.Kill(entireProcessTree: true);
-            process.Dispose();
-            throw;
-        }
-    }
-
-    public ServiceInstance Instance(string id, string framing = "framed", string protocol = "binary", bool multiplexed = false) => new()
-    {
-        Product = ProxyRig.Product,
-        Service = "Conformance",
-        InstanceId = id,
-        Host = "127.0.0.1",
-        Port = Port,
-        Framing = framing,
-        Protocol = protocol,
-        Multiplexed = multiplexed,
-    };
-
-    public void Kill() => Process.Kill(entireProcessTree: true);
-
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            if (!Process.HasExited)
-            {
-                Process.Kill(entireProcessTree: true);
-            }
-
-            await Process.WaitForExitAsync();
-        }
-        finally
-        {
-            Process.Dispose();
-        }
-    }
-}
-
 /// <summary>The trellis program, as built next to the tests.</summary>
 internal sealed class TrellisProxyProcess : IAsyncDisposable
 {

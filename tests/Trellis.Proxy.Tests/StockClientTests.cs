@@ -12,43 +12,9 @@ namespace Trellis.Proxy.Tests;
 /// </summary>
 public sealed class StockClientTests
 {
-    private sealed class ConformanceHandler : global::Conformance.IAsync
-    {
-        public List<string> Notified { get; } = [];
+    public static TheoryData<string, string, bool> Matrix() => EncodingMatrix.WithFlag();
 
-        public Task<Everything> EchoAsync(Everything? value, CancellationToken cancellationToken = default) =>
-            value!.I32v == 42 ? throw new Oops { Code = 42, Message_ = "forty-two" } : Task.FromResult(value);
-
-        public Task PingAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
-
-        public Task NotifyAsync(string? what, CancellationToken cancellationToken = default)
-        {
-            lock (Notified)
-            {
-                Notified.Add(what ?? "");
-            }
-
-            return Task.CompletedTask;
-        }
-    }
-
-    public static TheoryData<string, string, bool> Matrix()
-    {
-        var data = new TheoryData<string, string, bool>();
-        foreach (var framing in new[] { "framed", "unframed", "header" })
-        {
-            foreach (var protocol in new[] { "binary", "compact" })
-            {
-                data.Add(framing, protocol, false);
-                data.Add(framing, protocol, true);
-            }
-        }
-
-        return data;
-    }
-
-    private static List<JsonElement> Lines(byte[] stdout) =>
-        System.Text.Encoding.UTF8.GetString(stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+    private static List<JsonElement> Lines(byte[] stdout) => PeerLines.Parse(stdout);
 
     private static string[] Target(ProxyRig rig, bool unix) =>
         unix ? ["--uds", rig.Unix.UnixPath!] : ["--port", rig.Tcp.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)];
@@ -106,7 +72,7 @@ public sealed class StockClientTests
         await using var rig = await ProxyRig.StartAsync();
         // the service speaks framed binary only and takes bare method names; the client may speak anything
         await using var python = await PythonServer.StartAsync("framed", "binary");
-        rig.Own(await rig.Registry.RegisterAsync(python.Instance("py")));
+        rig.Own(await rig.Registry.RegisterAsync(python.Instance(ProxyRig.Product, "py")));
         CallEverything(rig, unix, framing, protocol);
         Assert.Equal(0, rig.Proxy.Stats.BackendFailures);
     }
@@ -116,7 +82,7 @@ public sealed class StockClientTests
     {
         await using var rig = await ProxyRig.StartAsync();
         await using var python = await PythonServer.StartAsync("framed", "binary");
-        rig.Own(await rig.Registry.RegisterAsync(python.Instance("py")));
+        rig.Own(await rig.Registry.RegisterAsync(python.Instance(ProxyRig.Product, "py")));
         // four concurrent 0.5 s calls from a C# client over one proxy connection: in parallel only if the proxy pools
         var channel = rig.Channel(rig.Tcp);
         var client = new global::Conformance.Client(channel);
@@ -135,7 +101,7 @@ public sealed class StockClientTests
     {
         await using var rig = await ProxyRig.StartAsync(o => o.Services["Conformance"] = new ProxyServiceOptions { Timeout = TimeSpan.FromMilliseconds(200) });
         await using var python = await PythonServer.StartAsync("framed", "binary");
-        rig.Own(await rig.Registry.RegisterAsync(python.Instance("py")));
+        rig.Own(await rig.Registry.RegisterAsync(python.Instance(ProxyRig.Product, "py")));
         var client = new global::Conformance.Client(rig.Channel(rig.Tcp));
         var sample = Trellis.Thrift.ThriftSerializer.Deserialize<Everything>(PythonPeer.ParseRecords(PythonPeer.Conformance.Ok([], "samples"))[0].Payload);
         await client.PingAsync();
@@ -154,7 +120,7 @@ public sealed class StockClientTests
     {
         await using var rig = await ProxyRig.StartAsync();
         await using var python = await PythonServer.StartAsync("header", "binary");
-        rig.Own(await rig.Registry.RegisterAsync(python.Instance("py", framing: "header")));
+        rig.Own(await rig.Registry.RegisterAsync(python.Instance(ProxyRig.Product, "py", framing: "header")));
         var reply = Lines(PythonPeer.Conformance.Ok([], ["tcp-call", .. Target(rig, unix: false), "--framing", "header", "--protocol", "compact",
             "--multiplexed", "Conformance", "--zlib", "--header", "caller=stock", "--method", "echo", "--sample", "0"])).Single();
         Assert.True(reply.TryGetProperty("value", out var value), reply.ToString());

@@ -5,7 +5,7 @@ using Trellis.Thrift;
 namespace Trellis.Rpc.Tests;
 
 /// <summary>The test service: records what it saw, sleeps and blocks on request.</summary>
-internal sealed class EchoService : Echo.Echo.IAsync, Other.IAsync
+public sealed class EchoService : Echo.Echo.IAsync, Other.IAsync
 {
     public List<string> Fired { get; } = [];
     public int Running;

@@ -12,47 +12,11 @@ namespace Trellis.Rpc.Tests;
 /// </summary>
 public class PythonLiveTests
 {
-    public static TheoryData<string, string, bool> Matrix()
-    {
-        var data = new TheoryData<string, string, bool>();
-        foreach (var framing in new[] { "framed", "unframed", "header" })
-        {
-            foreach (var protocol in new[] { "binary", "compact" })
-            {
-                data.Add(framing, protocol, false);
-                data.Add(framing, protocol, true);
-            }
-        }
+    public static TheoryData<string, string, bool> Matrix() => EncodingMatrix.WithFlag();
 
-        return data;
-    }
+    private static ThriftEncoding Encoding(string framing, string protocol) => EncodingMatrix.Encoding(framing, protocol);
 
-    private static ThriftEncoding Encoding(string framing, string protocol) => new(
-        framing switch { "framed" => ThriftFraming.Framed, "unframed" => ThriftFraming.Unframed, _ => ThriftFraming.Header },
-        protocol == "binary" ? ThriftProtocol.Binary : ThriftProtocol.Compact);
-
-    private sealed class ConformanceHandler : global::Conformance.IAsync
-    {
-        public List<string> Notified { get; } = [];
-
-        public Task<Everything> EchoAsync(Everything? value, CancellationToken cancellationToken = default) =>
-            value!.I32v == 42 ? throw new Oops { Code = 42, Message_ = "forty-two" } : Task.FromResult(value);
-
-        public Task PingAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
-
-        public Task NotifyAsync(string? what, CancellationToken cancellationToken = default)
-        {
-            lock (Notified)
-            {
-                Notified.Add(what ?? "");
-            }
-
-            return Task.CompletedTask;
-        }
-    }
-
-    private static List<JsonElement> Lines(byte[] stdout) =>
-        System.Text.Encoding.UTF8.GetString(stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+    private static List<JsonElement> Lines(byte[] stdout) => PeerLines.Parse(stdout);
 
     [Theory]
     [MemberData(nameof(Matrix))]

@@ -14,57 +14,13 @@ namespace Trellis.Rpc.Tests;
 /// </summary>
 public sealed class PythonWorkerBalancingTests
 {
-    private sealed class Worker : IAsyncDisposable
-    {
-        public required Process Process { get; init; }
-        public required ServiceInstance Instance { get; init; }
-
-        public static async Task<Worker> StartAsync(string id)
-        {
-            var process = Process.Start(PythonPeer.Conformance.StartInfo("tcp-serve", ["--port", "0", "--framing", "framed", "--protocol", "binary"]))!;
-            try
-            {
-                var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-                Assert.NotNull(line);
-                var port = int.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
-                return new Worker
-                {
-                    Process = process,
-                    Instance = new ServiceInstance { Product = "p", Service = "Conformance", InstanceId = id, Host = "127.0.0.1", Port = port },
-                };
-            }
-            catch
-            {
-                process.Kill(entireProcessTree: true);
-                process.Dispose();
-                throw;
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            try
-            {
-                if (!Process.HasExited)
-                {
-                    Process.Kill(entireProcessTree: true);
-                }
-                await Process.WaitForExitAsync();
-            }
-            finally
-            {
-                Process.Dispose();
-            }
-        }
-    }
-
     [Fact]
     public async Task KillMinus9OfOneOfThreeStockWorkers_UnderLoad_FailsAtMostItsCallsInFlight_AndNothingAfter()
     {
-        await using var a = await Worker.StartAsync("a");
-        await using var b = await Worker.StartAsync("b");
-        await using var c = await Worker.StartAsync("c");
-        await using var channel = new BalancedChannel(new StaticResolver([a.Instance, b.Instance, c.Instance]), new BalancedChannelOptions
+        await using var a = await PythonServer.StartAsync();
+        await using var b = await PythonServer.StartAsync();
+        await using var c = await PythonServer.StartAsync();
+        await using var channel = new BalancedChannel(new StaticResolver([a.Instance("p", "a"), b.Instance("p", "b"), c.Instance("p", "c")]), new BalancedChannelOptions
         {
             Strategy = new LeastActiveStrategy(),
             Outliers = new OutlierPolicy { ConsecutiveFailures = 1 },

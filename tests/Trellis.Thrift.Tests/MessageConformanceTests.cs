@@ -13,24 +13,9 @@ namespace Trellis.Thrift.Tests;
 /// </summary>
 public class MessageConformanceTests
 {
-    public static TheoryData<string, string, bool> Matrix()
-    {
-        var data = new TheoryData<string, string, bool>();
-        foreach (var framing in new[] { "framed", "unframed", "header" })
-        {
-            foreach (var protocol in new[] { "binary", "compact" })
-            {
-                data.Add(framing, protocol, false);
-                data.Add(framing, protocol, true);
-            }
-        }
+    public static TheoryData<string, string, bool> Matrix() => EncodingMatrix.WithFlag();
 
-        return data;
-    }
-
-    private static ThriftEncoding Encoding(string framing, string protocol) => new(
-        framing switch { "framed" => ThriftFraming.Framed, "unframed" => ThriftFraming.Unframed, _ => ThriftFraming.Header },
-        protocol == "binary" ? ThriftProtocol.Binary : ThriftProtocol.Compact);
+    private static ThriftEncoding Encoding(string framing, string protocol) => EncodingMatrix.Encoding(framing, protocol);
 
     private static DynStruct Args(DynStruct value) => new DynStruct().Add(1, DynValue.Struct(value));
 

@@ -40,28 +40,8 @@ internal sealed class ClientConnection : IAsyncDisposable
         _ = Task.Run(ReadLoopAsync);
     }
 
-    public static async Task<ClientConnection> ConnectAsync(ThriftChannelOptions options, CancellationToken cancellationToken)
-    {
-        var endpoint = options.Endpoint;
-        var socket = endpoint.NewClientSocket();
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.ConnectTimeout);
-            await socket.ConnectAsync(endpoint.ToEndPoint(), timeout.Token).ConfigureAwait(false);
-            return new ClientConnection(socket, options);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            socket.Dispose();
-            throw new TTransportException(TTransportErrorKind.TimedOut, $"connecting to {endpoint} timed out after {options.ConnectTimeout.TotalMilliseconds:F0} ms");
-        }
-        catch (SocketException e)
-        {
-            socket.Dispose();
-            throw new TTransportException(TTransportErrorKind.NotOpen, $"cannot connect to {endpoint}: {e.Message}", e);
-        }
-    }
+    public static async Task<ClientConnection> ConnectAsync(ThriftChannelOptions options, CancellationToken cancellationToken) =>
+        new(await StreamIo.ConnectAsync(options.Endpoint, options.ConnectTimeout, options.Endpoint.ToString(), cancellationToken).ConfigureAwait(false), options);
 
     public bool IsBroken => _broken.Task.IsCompleted;
 
@@ -163,21 +143,7 @@ internal sealed class ClientConnection : IAsyncDisposable
         using var decoder = new ThriftFrameDecoder(_options.Encoding, _options.Limits);
         try
         {
-            while (true)
-            {
-                var result = await _reader.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                while (decoder.TryReadFrame(ref buffer, out var frame))
-                {
-                    OnReply(frame);
-                }
-
-                _reader.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted)
-                {
-                    throw new IOException("the peer closed the connection");
-                }
-            }
+            await StreamIo.ReadFramesAsync(_reader, decoder, OnReply).ConfigureAwait(false);
         }
         catch (Exception e)
         {

@@ -124,33 +124,14 @@ internal sealed partial class ServerConnection
     private async Task<bool> DetectAsync(CancellationTokenSource timeout, CancellationToken token)
     {
         timeout.CancelAfter(_server.Options.FrameReadTimeout);
-        while (true)
+        var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, _server.Options.Limits, token).ConfigureAwait(false);
+        if (status == ThriftDetectStatus.Rejected)
         {
-            var result = await _reader.ReadAsync(token).ConfigureAwait(false);
-            if (result.IsCanceled)
-            {
-                return false;
-            }
-
-            var status = ThriftEncodingDetector.Detect(result.Buffer, out _encoding, out var reason, _server.Options.Limits);
-            switch (status)
-            {
-                case ThriftDetectStatus.Detected:
-                    _reader.AdvanceTo(result.Buffer.Start);
-                    return true;
-                case ThriftDetectStatus.Rejected:
-                    LogNotThrift(Logger, _peer, reason!);
-                    return false;
-                default:
-                    if (result.IsCompleted)
-                    {
-                        return false;
-                    }
-
-                    _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-                    break;
-            }
+            LogNotThrift(Logger, _peer, reason!);
         }
+
+        _encoding = encoding;
+        return status == ThriftDetectStatus.Detected;
     }
 
     private void HandleFrame(in ThriftFrame frame)

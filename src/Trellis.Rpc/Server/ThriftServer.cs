@@ -129,34 +129,16 @@ public sealed partial class ThriftServer : IAsyncDisposable
 
     private (Socket Socket, RpcEndpoint Bound) Bind(RpcEndpoint endpoint) => ListenSockets.Bind(endpoint, _options.UnixSocketMode);
 
-    private async Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint)
+    private Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint) => StreamIo.AcceptLoopAsync(listener, endpoint, (socket, peer) =>
     {
-        while (!_stopping.IsCancellationRequested)
+        var connection = new ServerConnection(this, socket, peer);
+        lock (_connections)
         {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
-            if (!endpoint.IsUnix)
-            {
-                socket.NoDelay = true;
-            }
-
-            var connection = new ServerConnection(this, socket, endpoint.IsUnix ? $"unix:{endpoint.UnixPath}" : $"tcp://{socket.RemoteEndPoint}");
-            lock (_connections)
-            {
-                _connections.Add(connection);
-            }
-
-            _ = RunConnectionAsync(connection);
+            _connections.Add(connection);
         }
-    }
+
+        _ = RunConnectionAsync(connection);
+    }, _stopping.Token);
 
     private async Task RunConnectionAsync(ServerConnection connection)
     {
