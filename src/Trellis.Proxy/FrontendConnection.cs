@@ -85,7 +85,7 @@ internal sealed partial class FrontendConnection
                 catch (TException e) when (e is TProtocolException or TApplicationException)
                 {
                     _proxy.Stats.BadFrame();
-                    LogBadFrame(Logger, Peer, e.Message);
+                    ConnectionLog.BadFrame(Logger, Peer, e.Message);
                     return;
                 }
 
@@ -150,7 +150,7 @@ internal sealed partial class FrontendConnection
 
         if (reason is not null)
         {
-            LogTimeout(Logger, Peer, reason);
+            ConnectionLog.Timeout(Logger, Peer, reason);
             _ = CloseAsync();
         }
     }
@@ -163,7 +163,7 @@ internal sealed partial class FrontendConnection
         if (status == ThriftDetectStatus.Rejected)
         {
             _proxy.Stats.NotThrift();
-            LogNotThrift(Logger, Peer, reason!);
+            ConnectionLog.NotThrift(Logger, Peer, reason!);
         }
 
         _encoding = encoding;
@@ -356,13 +356,4 @@ internal sealed partial class FrontendConnection
             _send.Dispose();
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: not Thrift ({Reason})")]
-    private static partial void LogNotThrift(ILogger logger, string peer, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: {Reason}")]
-    private static partial void LogBadFrame(ILogger logger, string peer, string reason);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "closing {Peer}: {Reason}")]
-    private static partial void LogTimeout(ILogger logger, string peer, string reason);
 }

@@ -40,35 +40,15 @@ public sealed class ProxyFaultTests(ITestOutputHelper output)
             var sample = Sample();
             await client.PingAsync();
 
-            var failures = new List<(long At, Exception Error)>();
-            var ok = 0;
-            var clock = Stopwatch.StartNew();
-            using var stop = new CancellationTokenSource();
-            var load = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    try
-                    {
-                        Assert.Equal(sample, await client.EchoAsync(sample));
-                        Interlocked.Increment(ref ok);
-                    }
-                    catch (Exception e) when (e is not Xunit.Sdk.XunitException)
-                    {
-                        lock (failures) failures.Add((clock.ElapsedMilliseconds, e));
-                    }
-                }
-            })).ToList();
-
-            await Wait.UntilAsync(() => Volatile.Read(ref ok) > 500);
+            var load = CallLoad.Start(8, async () => Assert.Equal(sample, await client.EchoAsync(sample)));
+            await Wait.UntilAsync(() => load.Ok > 500);
             var victim = rig.Proxy.Routes["Conformance"].Single(e => e.Key == "py1");
             var inFlightOnVictim = victim.Active;
             pythons[1].Kill();
-            var killedAt = clock.ElapsedMilliseconds;
-            var before = Volatile.Read(ref ok);
-            await Wait.UntilAsync(() => Volatile.Read(ref ok) > before + 2000);
-            await stop.CancelAsync();
-            await Task.WhenAll(load);
+            var killedAt = load.Clock.ElapsedMilliseconds;
+            await load.AfterAsync(2000);
+            await load.StopAsync();
+            var (ok, failures) = (load.Ok, load.Failures);
 
             output.WriteLine($"{ok} calls ok, {failures.Count} failed; {inFlightOnVictim} in flight on the killed instance when it died");
             // the calls the instance had taken may fail (they may have run); nothing else may
@@ -77,7 +57,7 @@ public sealed class ProxyFaultTests(ITestOutputHelper output)
             {
                 var app = Assert.IsType<TApplicationException>(f.Error);
                 Assert.Contains("backend failure", app.Message);
-                Assert.InRange(f.At, killedAt - 50, killedAt + 2000);
+                Assert.InRange(f.AtMs, killedAt - 50, killedAt + 2000);
             });
         }
         finally
@@ -147,36 +127,18 @@ public sealed class ProxyFaultTests(ITestOutputHelper output)
                 Assert.Equal("up", await echo.EchoAsync("up"));
                 await Wait.UntilAsync(() => first.Routes["Echo"].Count == 2);
 
-                var ok = 0;
-                var failures = new List<Exception>();
-                using var stop = new CancellationTokenSource();
-                var load = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
-                {
-                    while (!stop.IsCancellationRequested)
-                    {
-                        try
-                        {
-                            await echo.EchoAsync("zk down");
-                            Interlocked.Increment(ref ok);
-                        }
-                        catch (Exception e)
-                        {
-                            lock (failures) failures.Add(e);
-                        }
-                    }
-                })).ToList();
-
-                await Wait.UntilAsync(() => Volatile.Read(ref ok) > 200);
+                var load = CallLoad.Start(4, () => echo.EchoAsync("zk down"));
+                await Wait.UntilAsync(() => load.Ok > 200);
                 foreach (var server in ensemble.Servers)
                 {
                     server.Kill();
                 }
 
-                var atKill = Volatile.Read(ref ok);
+                var atKill = load.Ok;
                 await Task.Delay(3000); // longer than a ZooKeeper tick and the client's reconnect attempts
-                await Wait.UntilAsync(() => Volatile.Read(ref ok) > atKill + 1000);
-                await stop.CancelAsync();
-                await Task.WhenAll(load);
+                await load.AfterAsync(1000);
+                await load.StopAsync();
+                var (ok, failures) = (load.Ok, load.Failures);
                 output.WriteLine($"{ok} calls, {ok - atKill} of them with ZooKeeper down; {failures.Count} failed");
                 Assert.Empty(failures);
                 Assert.Equal(2, first.Routes["Echo"].Count);

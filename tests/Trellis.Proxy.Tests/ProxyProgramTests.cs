@@ -32,7 +32,7 @@ public sealed class ProxyProgramTests : IDisposable
         await using var proxy = await TrellisProxyProcess.StartAsync(socket, "--config", config, "--product", "p", "--local-registry", registryDir,
             "--listen", socket, "--admin", $"127.0.0.1:{admin}", "--snapshot-dir", Path.Combine(_root, "snapshot"));
         using var http = new HttpClient();
-        Assert.Equal("ok\n", await http.GetStringAsync($"http://127.0.0.1:{admin}/health"));
+        await Wait.UntilAsync(() => Health(http, admin) == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the admin endpoint");
 
         // --listen replaced the file's address (port 1 would not bind for an unprivileged user, nor be free)
         await using var channel = new ThriftChannel(new ThriftChannelOptions { Endpoint = RpcEndpoint.Unix(socket), PeerMultiplexesCalls = true });
@@ -46,18 +46,7 @@ public sealed class ProxyProgramTests : IDisposable
         var slow = echo.SlowAsync(3000, "drained");
         await Task.Delay(300);
         proxy.Terminate();
-        await Wait.UntilAsync(() =>
-        {
-            try
-            {
-                using var response = http.GetAsync($"http://127.0.0.1:{admin}/health").GetAwaiter().GetResult();
-                return response.StatusCode == HttpStatusCode.ServiceUnavailable;
-            }
-            catch (HttpRequestException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(5), "/health to say stopping");
+        await Wait.UntilAsync(() => Health(http, admin) == HttpStatusCode.ServiceUnavailable, TimeSpan.FromSeconds(5), "/health to say stopping");
         Assert.Equal("drained", await slow); // longer than the command-line parser's own 2 s grace
         await proxy.Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(15));
         Assert.Equal(0, proxy.Process.ExitCode);
@@ -79,6 +68,19 @@ public sealed class ProxyProgramTests : IDisposable
         (code, stderr) = await RunAsync("--listen", $"127.0.0.1:{port}", "--local-registry", Path.Combine(_root, "registry"));
         Assert.Equal(2, code);
         Assert.Contains("cannot start", stderr);
+    }
+
+    internal static HttpStatusCode? Health(HttpClient http, int port)
+    {
+        try
+        {
+            using var response = http.GetAsync($"http://127.0.0.1:{port}/health").GetAwaiter().GetResult();
+            return response.StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return null; // not listening (yet, or any more)
+        }
     }
 
     private static async Task<(int Code, string Stderr)> RunAsync(params string[] args)

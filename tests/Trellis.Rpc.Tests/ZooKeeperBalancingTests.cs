@@ -42,49 +42,29 @@ public class ZooKeeperBalancingTests(ZooKeeperServer zk)
         await Wait.UntilAsync(() => resolver.Instances.Count == 3);
         await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { DefaultTimeout = TimeSpan.FromSeconds(5) });
         var client = new Echo.Echo.Client(channel);
-        var ok = 0;
-        var failures = new List<Exception>();
-        using var stop = new CancellationTokenSource();
-        var load = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    await client.EchoAsync("rolling");
-                    Interlocked.Increment(ref ok);
-                }
-                catch (Exception e)
-                {
-                    lock (failures) failures.Add(e);
-                }
-            }
-        })).ToList();
-
+        var load = CallLoad.Start(8, () => client.EchoAsync("rolling"));
         try
         {
-            await Wait.UntilAsync(() => Volatile.Read(ref ok) > 500);
+            await Wait.UntilAsync(() => load.Ok > 500);
             for (var i = 0; i < instances.Count; i++)
             {
                 var (host, _, port) = instances[i];
                 await host.DisposeAsync(); // draining → deregister → wait → drain → close
                 instances[i] = await StartInstanceAsync(product, $"i{i}", port);
                 await Wait.UntilAsync(() => resolver.Instances.Count(x => !x.Draining) == 3, what: "the restarted instance to be back");
-                var before = Volatile.Read(ref ok);
-                await Wait.UntilAsync(() => Volatile.Read(ref ok) > before + 300);
+                await load.AfterAsync(300);
             }
         }
         finally
         {
-            await stop.CancelAsync();
-            await Task.WhenAll(load);
+            await load.StopAsync();
             foreach (var (host, _, _) in instances)
             {
                 await host.DisposeAsync();
             }
         }
 
-        Assert.True(failures.Count == 0, $"{failures.Count} failed: {failures.FirstOrDefault()}");
+        Assert.True(load.Failures.Count == 0, $"{load.Failures.Count} failed: {(load.Failures.Count > 0 ? load.Failures[0].Error : null)}");
         Assert.All(instances, x => Assert.True(x.Service.Fired.Count == 0));
     }
 }

@@ -77,7 +77,7 @@ internal sealed partial class ServerConnection
                 }
                 catch (TException e) when (e is TProtocolException or TApplicationException)
                 {
-                    LogBadFrame(Logger, _peer, e.Message);
+                    ConnectionLog.BadFrame(Logger, _peer, e.Message);
                     return;
                 }
 
@@ -91,7 +91,7 @@ internal sealed partial class ServerConnection
         }
         catch (OperationCanceledException) when (readTimeout.IsCancellationRequested && !_closed.IsCancellationRequested)
         {
-            LogTimeout(Logger, _peer, _framePending ? "a frame was not completed in time" : "idle");
+            ConnectionLog.Timeout(Logger, _peer, _framePending ? "a frame was not completed in time" : "idle");
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
@@ -127,7 +127,7 @@ internal sealed partial class ServerConnection
         var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, _server.Options.Limits, token).ConfigureAwait(false);
         if (status == ThriftDetectStatus.Rejected)
         {
-            LogNotThrift(Logger, _peer, reason!);
+            ConnectionLog.NotThrift(Logger, _peer, reason!);
         }
 
         _encoding = encoding;
@@ -356,14 +356,8 @@ internal sealed partial class ServerConnection
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: not Thrift ({Reason})")]
-    private static partial void LogNotThrift(ILogger logger, string peer, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: {Reason}")]
-    private static partial void LogBadFrame(ILogger logger, string peer, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "closing {Peer}: {Reason}")]
-    private static partial void LogTimeout(ILogger logger, string peer, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Method} failed")]
     private static partial void LogHandlerFailed(ILogger logger, Exception exception, string method);
