@@ -131,7 +131,8 @@ namespace Trellis.Bench.Proxy
             var s = proxy.Stats;
             Console.WriteLine($"stats calls={s.Calls} replies={s.Replies} retries={s.Retries} timeouts={s.Timeouts} " +
                 $"backend_failures={s.BackendFailures} bad_frames={s.BadFrames} no_instance={s.NoInstance} " +
-                $"unknown_service={s.UnknownService} not_thrift={s.NotThriftConnections} open_connections={s.Connections} in_flight={s.InFlight}");
+                $"unknown_service={s.UnknownService} not_thrift={s.NotThriftConnections} open_connections={s.Connections} in_flight={s.InFlight} " +
+                $"threadpool_work_items={ThreadPool.CompletedWorkItemCount}");
             return 0;
         }
 
