@@ -31,7 +31,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
     private readonly HashSet<FrontendConnection> _connections = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Task? _sweeper;
+    private Thread? _sweeper;
     private Task? _housekeeping;
     private Task? _connecting;
     private IRegistration? _centralRecord;
@@ -148,7 +148,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
 
         _connecting = Task.Run(ConnectRegistryAsync, CancellationToken.None);
-        _sweeper = Task.Run(SweepAsync, CancellationToken.None);
+        _sweeper = new Thread(Sweep) { IsBackground = true, Name = "trellis-proxy-deadlines" };
+        _sweeper.Start();
         _housekeeping = Task.Run(HousekeepingAsync, CancellationToken.None);
         return Task.CompletedTask;
     }
@@ -454,60 +455,67 @@ public sealed partial class ProxyServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// Fails calls past their deadline, every 5 ms (one timer for all calls instead of one per call). It keeps ticking
-    /// while calls came in the last second, and sleeps when the proxy is idle, so a quiet proxy does not wake up and a
-    /// busy one is not signalled per call.
+    /// Fails calls past their deadline, every 5 ms (one timer for all calls instead of one per call), on a thread of its
+    /// own: a pool timer would wake (and set spinning) thread-pool workers 200 times a second. It keeps ticking while
+    /// calls came in the last second and sleeps when the proxy is idle, so a quiet proxy does not wake up and a busy
+    /// one is not signalled per call.
     /// </summary>
-    private async Task SweepAsync()
+    private void Sweep()
     {
         var quiet = 0;
-        try
+        var stopping = _stopping.Token;
+        while (!stopping.IsCancellationRequested)
         {
-            while (!_stopping.IsCancellationRequested)
+            if (quiet >= 200)
             {
-                if (quiet >= 200)
+                _sweeperWake.Reset();
+                Interlocked.Exchange(ref _sweeperIdle, 1); // a full fence: a call counted after this sees the flag
+                if (Volatile.Read(ref _outstanding) == 0)
                 {
-                    var wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    Volatile.Write(ref _sweeperWake, wake);
-                    if (Volatile.Read(ref _outstanding) == 0)
+                    try
                     {
-                        await wake.Task.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                        _sweeperWake.Wait(stopping);
                     }
-
-                    Volatile.Write(ref _sweeperWake, null);
-                    quiet = 0;
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
                 }
 
-                await Task.Delay(5, _stopping.Token).ConfigureAwait(false);
-                quiet = Volatile.Read(ref _outstanding) == 0 ? quiet + 1 : 0;
-                var now = Stopwatch.GetTimestamp();
-                foreach (var connection in _backends.Keys)
-                {
-                    if (connection.IsBroken)
-                    {
-                        _backends.TryRemove(connection, out _);
-                        continue;
-                    }
-
-                    connection.Expire(now);
-                }
+                Interlocked.Exchange(ref _sweeperIdle, 0);
+                quiet = 0;
             }
-        }
-        catch (OperationCanceledException)
-        {
-            // stopping
+
+            if (stopping.WaitHandle.WaitOne(5))
+            {
+                return;
+            }
+
+            quiet = Volatile.Read(ref _outstanding) == 0 ? quiet + 1 : 0;
+            var now = Stopwatch.GetTimestamp();
+            foreach (var connection in _backends.Keys)
+            {
+                if (connection.IsBroken)
+                {
+                    _backends.TryRemove(connection, out _);
+                    continue;
+                }
+
+                connection.Expire(now);
+            }
         }
     }
 
     private int _outstanding;
-    private TaskCompletionSource? _sweeperWake;
+    private readonly ManualResetEventSlim _sweeperWake = new(false, spinCount: 0);
+    private int _sweeperIdle;
 
     /// <summary>A call waits for a backend's reply: the deadline sweeper must run.</summary>
     internal void Outstanding(int delta)
     {
-        if (Interlocked.Add(ref _outstanding, delta) == 1 && delta > 0 && Volatile.Read(ref _sweeperWake) is { } wake)
+        if (Interlocked.Add(ref _outstanding, delta) == 1 && delta > 0 && Volatile.Read(ref _sweeperIdle) == 1)
         {
-            wake.TrySetResult();
+            _sweeperWake.Set();
         }
     }
 
@@ -674,10 +682,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
             await connection.DisposeAsync().ConfigureAwait(false);
         }
 
-        if (_sweeper is not null)
-        {
-            await _sweeper.ConfigureAwait(false);
-        }
+        _sweeper?.Join();
 
         if (_housekeeping is not null)
         {
@@ -699,6 +704,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
     {
         await StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         Stats.Dispose();
+        _sweeperWake.Dispose();
         _stopping.Dispose();
     }
 
