@@ -123,6 +123,11 @@ namespace Trellis.Bench.Proxy
                 Framing = Cli.Value(args, "--backend-framing") ?? "framed",
             });
             var options = new ProxyOptions { Product = Product };
+            if (Cli.Value(args, "--backend-connections") is { } n)
+            {
+                options.ConnectionsPerBackend = int.Parse(n, CultureInfo.InvariantCulture);
+            }
+
             options.Listen.Add(RpcEndpoint.Tcp("127.0.0.1", 0));
             await using var proxy = new ProxyServer(options, registry, logger);
             await proxy.StartAsync();
@@ -539,7 +544,8 @@ namespace Trellis.Bench.Proxy
 
                 var registryDir = Path.Combine(temp.FullName, "registry");
                 string[] proxyExtra = [.. extra, .. args.Contains("--no-inline") ? new[] { "--no-inline" } : [],
-                    .. Cli.Value(args, "--backend-framing") is { } framing ? new[] { "--backend-framing", framing } : []];
+                    .. Cli.Value(args, "--backend-framing") is { } framing ? new[] { "--backend-framing", framing } : [],
+                    .. Cli.Value(args, "--backend-connections") is { } conns ? new[] { "--backend-connections", conns } : []];
                 var proxy = Child.StartSelf("proxy", ["--role", "proxy", "--backend-port", backendPort.ToString(CultureInfo.InvariantCulture), "--registry", registryDir, .. proxyExtra]);
                 children.Add(proxy);
                 var proxyPort = await proxy.ListeningAsync(startup, ct);

@@ -23,6 +23,7 @@ internal sealed class BackendConnection : IAsyncDisposable
     private readonly ThriftLimits _limits;
     private readonly TaskCompletionSource<Exception> _broken = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly THeaderInfo _header = new();
+    private readonly Task _readLoop;
     private int _seqId;
     private int _expired;
 
@@ -36,7 +37,7 @@ internal sealed class BackendConnection : IAsyncDisposable
         _stream = new NetworkStream(socket, ownsSocket: true);
         _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
         _send = new SendQueue(socket, e => Break(new TTransportException(TTransportErrorKind.EndOfFile, $"connection to {Instance.InstanceId} lost: {e.Message}", e)));
-        _ = Task.Run(ReadLoopAsync);
+        _readLoop = Task.Run(ReadLoopAsync);
     }
 
     public ServiceInstance Instance { get; }
@@ -279,6 +280,8 @@ internal sealed class BackendConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Break(new TTransportException(TTransportErrorKind.NotOpen, "the proxy closed the connection"));
+        // the shutdown ends the read loop; only then may the reader be completed (a PipeReader is not thread-safe)
+        await _readLoop.ConfigureAwait(false);
         try
         {
             await _reader.CompleteAsync().ConfigureAwait(false);

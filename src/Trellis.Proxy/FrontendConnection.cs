@@ -119,6 +119,7 @@ internal sealed partial class FrontendConnection
         finally
         {
             await CloseAsync().ConfigureAwait(false);
+            await ReleaseAsync().ConfigureAwait(false);
         }
     }
 
@@ -333,6 +334,7 @@ internal sealed partial class FrontendConnection
     /// <summary>Graceful stop: read no more calls; the ones in flight are answered, then the connection closes.</summary>
     public void StopReading() => _reader.CancelPendingRead();
 
+    /// <summary>Asks the connection to close, from any thread: the read loop wakes and releases everything on its way out.</summary>
     public async Task CloseAsync()
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0)
@@ -340,11 +342,23 @@ internal sealed partial class FrontendConnection
             return;
         }
 
-        await _closed.CancelAsync().ConfigureAwait(false);
+        await _closed.CancelAsync().ConfigureAwait(false); // wakes a pending read
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // already closed by the application
+        }
+    }
+
+    /// <summary>The read loop's last step: only it touches the reader (a PipeReader is not thread-safe).</summary>
+    private async Task ReleaseAsync()
+    {
         try
         {
             await _reader.CompleteAsync().ConfigureAwait(false);
-            _socket.Shutdown(SocketShutdown.Both);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {

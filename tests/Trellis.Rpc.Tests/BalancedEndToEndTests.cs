@@ -115,6 +115,8 @@ public class BalancedEndToEndTests
         var inFlightAtKill = victim.Active;
         await c.Server.StopAsync(TimeSpan.Zero); // abrupt: calls on it are cut
         await Wait.UntilAsync(() => victim.Health.IsEjected(OutlierDetector.Now) || victim.Health.Ejections > 0, TimeSpan.FromSeconds(10), "c to be ejected");
+        // the first failure ejects c; the other calls c held fail a moment later: count them all
+        await Wait.UntilAsync(() => victim.Active == 0, TimeSpan.FromSeconds(10), "c's calls to end");
         var failedAtEjection = Volatile.Read(ref load.Failed);
         var okAtEjection = Volatile.Read(ref load.Ok);
         await Wait.UntilAsync(() => Volatile.Read(ref load.Ok) > okAtEjection + 3000);

@@ -23,6 +23,11 @@ public sealed class EndpointSet<TConnection> where TConnection : class
     private Picker _picker;
     private ImmutableArray<BalancerEndpoint> _endpoints = [];
 
+    /// <summary>What a pick reads, swapped whole on every change: a pick takes no lock.</summary>
+    private sealed record View(Picker Picker, ImmutableArray<BalancerEndpoint> All, Dictionary<BalancerEndpoint, TConnection> Connections);
+
+    private volatile View _view;
+
     /// <param name="strategy">How an instance is picked.</param>
     /// <param name="outliers">When an instance is ejected.</param>
     /// <param name="warmUp">A new instance's weight ramps up over this long.</param>
@@ -37,9 +42,12 @@ public sealed class EndpointSet<TConnection> where TConnection : class
         _connect = connect ?? throw new ArgumentNullException(nameof(connect));
         _retire = retire ?? throw new ArgumentNullException(nameof(retire));
         _picker = strategy.Build([]);
+        _view = new View(_picker, [], []);
     }
 
-    public ImmutableArray<BalancerEndpoint> Endpoints => _endpoints;
+    private void Publish() => _view = new View(_picker, _endpoints, _members.Values.ToDictionary(m => m.Endpoint, m => m.Connection)); // BalancerEndpoint: equal by reference
+
+    public ImmutableArray<BalancerEndpoint> Endpoints => _view.All;
 
     public BalancerStrategy Strategy => _strategy;
 
@@ -51,6 +59,7 @@ public sealed class EndpointSet<TConnection> where TConnection : class
         {
             _strategy = strategy;
             _picker = strategy.Build(_endpoints);
+            Publish();
         }
     }
 
@@ -87,6 +96,7 @@ public sealed class EndpointSet<TConnection> where TConnection : class
 
             _endpoints = [.. _members.Values.Select(m => m.Endpoint).OrderBy(e => e.Key, StringComparer.Ordinal)];
             _picker = _strategy.Build(_endpoints);
+            Publish();
         }
 
         foreach (var connection in retired)
@@ -116,14 +126,8 @@ public sealed class EndpointSet<TConnection> where TConnection : class
     public Pick<TConnection> Pick(IReadOnlyCollection<BalancerEndpoint>? tried = null, ulong? hashKey = null)
     {
         var now = OutlierDetector.Now;
-        Picker picker;
-        ImmutableArray<BalancerEndpoint> all;
-        lock (_lock)
-        {
-            picker = _picker;
-            all = _endpoints;
-        }
-
+        var view = _view;
+        var (picker, all) = (view.Picker, view.All);
         var usable = _detector.Usable(all, now);
         var filter = tried is null || tried.Count == 0 ? usable : e => usable(e) && !tried.Contains(e);
         var context = new PickContext(hashKey);
@@ -135,12 +139,7 @@ public sealed class EndpointSet<TConnection> where TConnection : class
                 all.Length == 0 ? "no instance available: the service has no registered instances" : $"no instance available: all {all.Length} are draining or ejected");
         }
 
-        lock (_lock)
-        {
-            return _members.TryGetValue(endpoint.Key, out var member)
-                ? new Pick<TConnection>(member.Endpoint, member.Connection, all)
-                : throw new TApplicationException(TApplicationExceptionType.InternalError, "no instance available: the instance list changed during the pick");
-        }
+        return new Pick<TConnection>(endpoint, view.Connections[endpoint], all);
     }
 
     /// <summary>Records an attempt's outcome (latency, success) and lets the outlier detector judge the instance.</summary>
@@ -160,6 +159,7 @@ public sealed class EndpointSet<TConnection> where TConnection : class
             _members.Clear();
             _endpoints = [];
             _picker = _strategy.Build([]);
+            Publish();
             return connections;
         }
     }

@@ -27,6 +27,7 @@ internal sealed class ClientConnection : IAsyncDisposable
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly PooledBufferWriter _buffer = new(4096);
     private readonly TaskCompletionSource<Exception> _broken = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task _readLoop;
     private int _seqId;
     private int _active;
 
@@ -37,7 +38,7 @@ internal sealed class ClientConnection : IAsyncDisposable
         _stream = new NetworkStream(socket, ownsSocket: true);
         _reader = PipeReader.Create(_stream);
         _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
-        _ = Task.Run(ReadLoopAsync);
+        _readLoop = Task.Run(ReadLoopAsync);
     }
 
     public static async Task<ClientConnection> ConnectAsync(ThriftChannelOptions options, CancellationToken cancellationToken) =>
@@ -234,6 +235,8 @@ internal sealed class ClientConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Break(new TTransportException(TTransportErrorKind.NotOpen, "the channel is closed"));
+        // the shutdown ends the read loop; only then may the reader be completed (a PipeReader is not thread-safe)
+        await _readLoop.ConfigureAwait(false);
         try
         {
             // completing the writer flushes what a broken call left behind: the peer may be long gone

@@ -100,6 +100,7 @@ internal sealed partial class ServerConnection
         finally
         {
             await CloseAsync().ConfigureAwait(false);
+            await ReleaseAsync().ConfigureAwait(false);
         }
     }
 
@@ -329,6 +330,7 @@ internal sealed partial class ServerConnection
         }
     }
 
+    /// <summary>Asks the connection to close, from any thread: the read loop wakes and releases everything on its way out.</summary>
     public async Task CloseAsync()
     {
         if (_closed.IsCancellationRequested)
@@ -336,13 +338,25 @@ internal sealed partial class ServerConnection
             return;
         }
 
-        await _closed.CancelAsync().ConfigureAwait(false);
+        await _closed.CancelAsync().ConfigureAwait(false); // wakes a pending read
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // already closed by the peer
+        }
+    }
+
+    /// <summary>The read loop's last step: only it touches the reader (a PipeReader is not thread-safe).</summary>
+    private async Task ReleaseAsync()
+    {
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
             await _writer.CompleteAsync().ConfigureAwait(false);
             await _reader.CompleteAsync().ConfigureAwait(false);
-            _socket.Shutdown(SocketShutdown.Both);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -355,9 +369,6 @@ internal sealed partial class ServerConnection
             _writeLock.Release();
         }
     }
-
-
-
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Method} failed")]
     private static partial void LogHandlerFailed(ILogger logger, Exception exception, string method);
