@@ -62,6 +62,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
             throw new ArgumentException($"proxy options are not valid: {problem}", nameof(options));
         }
 
+        Stats.CountInFlightWith(() => Volatile.Read(ref _inFlight));
         if (options.SnapshotDirectory is { } dir)
         {
             Snapshots = new SnapshotStore(dir, options.Product, Logger);
@@ -264,7 +265,11 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     internal void Forward(ForwardCall call)
     {
-        Interlocked.Increment(ref _inFlight);
+        if (Interlocked.Increment(ref _inFlight) == 1 && Volatile.Read(ref _sweeperIdle) == 1)
+        {
+            _sweeperWake.Set(); // the deadline sweeper sleeps while the proxy is idle
+        }
+
         Stats.Call();
         _ = ForwardAsync(call);
     }
@@ -309,16 +314,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
                 bool sent;
                 try
                 {
-                    BackendReply reply;
-                    Outstanding(1);
-                    try
-                    {
-                        reply = await pick.Connection.SendAsync(call).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        Outstanding(-1);
-                    }
+                    var reply = await pick.Connection.SendAsync(call).ConfigureAwait(false);
 
                     route.Set.Finish(pick, started, success: true);
                     if (reply.Type == TMessageType.Exception && attempt < options.MaxRetries && Left(call) > TimeSpan.Zero && IsOverloaded(reply))
@@ -386,7 +382,6 @@ public sealed partial class ProxyServer : IAsyncDisposable
         {
             call.Body.Dispose();
             call.Client.Done();
-            Stats.CallDone();
             if (Interlocked.Decrement(ref _inFlight) == 0 && _stopping.IsCancellationRequested)
             {
                 _drained.TrySetResult();
@@ -470,7 +465,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
             {
                 _sweeperWake.Reset();
                 Interlocked.Exchange(ref _sweeperIdle, 1); // a full fence: a call counted after this sees the flag
-                if (Volatile.Read(ref _outstanding) == 0)
+                if (Volatile.Read(ref _inFlight) == 0)
                 {
                     try
                     {
@@ -491,7 +486,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
                 return;
             }
 
-            quiet = Volatile.Read(ref _outstanding) == 0 ? quiet + 1 : 0;
+            quiet = Volatile.Read(ref _inFlight) == 0 ? quiet + 1 : 0;
             var now = Stopwatch.GetTimestamp();
             foreach (var connection in _backends.Keys)
             {
@@ -506,18 +501,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
     }
 
-    private int _outstanding;
     private readonly ManualResetEventSlim _sweeperWake = new(false, spinCount: 0);
     private int _sweeperIdle;
-
-    /// <summary>A call waits for a backend's reply: the deadline sweeper must run.</summary>
-    internal void Outstanding(int delta)
-    {
-        if (Interlocked.Add(ref _outstanding, delta) == 1 && delta > 0 && Volatile.Read(ref _sweeperIdle) == 1)
-        {
-            _sweeperWake.Set();
-        }
-    }
 
     /// <summary>Read and idle deadlines of application connections, checked a few times per the shorter of the two.</summary>
     private async Task HousekeepingAsync()

@@ -23,7 +23,7 @@ public sealed class ProxyStats : IDisposable
     private long _badFrames;
     private long _notThrift;
     private long _connections;
-    private long _inFlight;
+    private Func<long> _inFlight = static () => 0;
 
     internal ProxyStats()
     {
@@ -63,11 +63,13 @@ public sealed class ProxyStats : IDisposable
 
     public long Connections => Interlocked.Read(ref _connections);
 
-    public long InFlight => Interlocked.Read(ref _inFlight);
+    /// <summary>Calls being forwarded (the proxy's own count; not a second counter to update per call).</summary>
+    public long InFlight => _inFlight();
 
-    internal void Call() { Interlocked.Increment(ref _calls); Interlocked.Increment(ref _inFlight); }
+    internal void CountInFlightWith(Func<long> inFlight) => _inFlight = inFlight;
 
-    internal void CallDone() => Interlocked.Decrement(ref _inFlight);
+    internal void Call() => Interlocked.Increment(ref _calls);
+
 
     internal void Replied() => Interlocked.Increment(ref _replies);
 
