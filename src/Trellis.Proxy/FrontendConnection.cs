@@ -28,7 +28,7 @@ internal sealed partial class FrontendConnection
     private TaskCompletionSource? _room;
     private ThriftEncoding _encoding;
     private int _inFlight;
-    private volatile bool _framePending;
+    private readonly ReadDeadlines _deadlines = new();
 
     public FrontendConnection(ProxyServer proxy, Socket socket, string peer)
     {
@@ -62,7 +62,7 @@ internal sealed partial class FrontendConnection
             {
                 await WaitForRoomAsync().ConfigureAwait(false);
                 var result = await _reader.ReadAsync().ConfigureAwait(false);
-                Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
+                _deadlines.Activity();
                 if (result.IsCanceled)
                 {
                     if (_proxy.IsStopping && !_closed.IsCancellationRequested)
@@ -89,13 +89,7 @@ internal sealed partial class FrontendConnection
                     return;
                 }
 
-                var pending = !buffer.IsEmpty;
-                if (pending && !_framePending)
-                {
-                    Volatile.Write(ref _frameStarted, Stopwatch.GetTimestamp());
-                }
-
-                _framePending = pending && !full;
+                _deadlines.Pending(!buffer.IsEmpty && !full);
                 if (full)
                 {
                     _reader.AdvanceTo(buffer.Start); // whole frames may be left: look at them again once there is room
@@ -123,15 +117,10 @@ internal sealed partial class FrontendConnection
         }
     }
 
-    private long _lastActivity = Stopwatch.GetTimestamp();
-    private long _frameStarted;
     private int _closing;
 
-    /// <summary>
-    /// Called by the proxy's housekeeping timer (one for all connections, instead of a timer per read): closes a
-    /// connection whose started frame did not complete in time, or that has been idle (nothing in flight) too long.
-    /// </summary>
-    public void CheckTimeouts(long now)
+    /// <summary>Called by the proxy's housekeeping tick: closes the connection when a read deadline has passed.</summary>
+    public void CheckDeadlines(long now)
     {
         if (_closed.IsCancellationRequested)
         {
@@ -139,17 +128,7 @@ internal sealed partial class FrontendConnection
         }
 
         var options = _proxy.Options;
-        string? reason = null;
-        if (_framePending && Stopwatch.GetElapsedTime(Volatile.Read(ref _frameStarted), now) > options.FrameReadTimeout)
-        {
-            reason = "a frame was not completed in time";
-        }
-        else if (!_framePending && InFlight == 0 && Stopwatch.GetElapsedTime(Volatile.Read(ref _lastActivity), now) > options.IdleTimeout)
-        {
-            reason = "idle";
-        }
-
-        if (reason is not null)
+        if (_deadlines.Expired(now, InFlight, options.FrameReadTimeout, options.IdleTimeout) is { } reason)
         {
             ConnectionLog.Timeout(Logger, Peer, reason);
             _ = CloseAsync();
@@ -158,8 +137,6 @@ internal sealed partial class FrontendConnection
 
     private async Task<bool> DetectAsync()
     {
-        _framePending = true; // the first bytes must come within the frame deadline
-        Volatile.Write(ref _frameStarted, Stopwatch.GetTimestamp());
         var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, _proxy.Options.Limits).ConfigureAwait(false);
         if (status == ThriftDetectStatus.Rejected)
         {
@@ -168,7 +145,7 @@ internal sealed partial class FrontendConnection
         }
 
         _encoding = encoding;
-        _framePending = false;
+        _deadlines.Pending(false);
         return status == ThriftDetectStatus.Detected;
     }
 
@@ -237,7 +214,7 @@ internal sealed partial class FrontendConnection
         var left = Interlocked.Decrement(ref _inFlight);
         if (left == 0)
         {
-            Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp()); // idle from the last answer on
+            _deadlines.Activity(); // idle from the last answer on
         }
 
         if (left <= _proxy.Options.MaxInFlightPerConnection / 2)

@@ -151,7 +151,19 @@ public sealed partial class ProxyServer : IAsyncDisposable
         _connecting = Task.Run(ConnectRegistryAsync, CancellationToken.None);
         _sweeper = new Thread(Sweep) { IsBackground = true, Name = "trellis-proxy-deadlines" };
         _sweeper.Start();
-        _housekeeping = Task.Run(HousekeepingAsync, CancellationToken.None);
+        _housekeeping = Task.Run(() => ReadDeadlines.HousekeepAsync(_options.FrameReadTimeout, _options.IdleTimeout, now =>
+        {
+            FrontendConnection[] open;
+            lock (_connections)
+            {
+                open = [.. _connections];
+            }
+
+            foreach (var connection in open)
+            {
+                connection.CheckDeadlines(now);
+            }
+        }, _stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
 
@@ -503,36 +515,6 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     private readonly ManualResetEventSlim _sweeperWake = new(false, spinCount: 0);
     private int _sweeperIdle;
-
-    /// <summary>Read and idle deadlines of application connections, checked a few times per the shorter of the two.</summary>
-    private async Task HousekeepingAsync()
-    {
-        var options = _options;
-        var shortest = options.FrameReadTimeout < options.IdleTimeout ? options.FrameReadTimeout : options.IdleTimeout;
-        var interval = TimeSpan.FromTicks(Math.Clamp(shortest.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromSeconds(1).Ticks));
-        using var timer = new PeriodicTimer(interval);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
-            {
-                FrontendConnection[] open;
-                lock (_connections)
-                {
-                    open = [.. _connections];
-                }
-
-                var now = Stopwatch.GetTimestamp();
-                foreach (var connection in open)
-                {
-                    connection.CheckTimeouts(now);
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // stopping
-        }
-    }
 
     /// <summary>Applies new settings: per-service timeouts, strategies and idempotent methods, the default timeout.</summary>
     /// <exception cref="ArgumentException">The new settings are not valid; the current ones stay.</exception>

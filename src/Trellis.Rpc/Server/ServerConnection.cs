@@ -43,25 +43,31 @@ internal sealed partial class ServerConnection
 
     private ILogger Logger => _server.Logger;
 
-    public async Task RunAsync(CancellationToken stopping)
+    public async Task RunAsync()
     {
         var options = _server.Options;
-        // one timeout source, reset for every read (a linked source would lose its link on reset);
-        // closing wakes a pending read through CancelPendingRead instead
-        using var readTimeout = new CancellationTokenSource();
+        // closing (a stop, a read deadline from the server's housekeeping) wakes a pending read
         using var onClose = _closed.Token.Register(static r => ((PipeReader)r!).CancelPendingRead(), _reader);
         try
         {
-            if (!await DetectAsync(readTimeout, readTimeout.Token).ConfigureAwait(false))
+            var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, options.Limits).ConfigureAwait(false);
+            if (status != ThriftDetectStatus.Detected)
             {
+                if (status == ThriftDetectStatus.Rejected)
+                {
+                    ConnectionLog.NotThrift(Logger, _peer, reason!);
+                }
+
                 return;
             }
 
+            _encoding = encoding;
+            _deadlines.Pending(false);
             using var decoder = new ThriftFrameDecoder(_encoding, options.Limits, options.StrictRead);
             while (true)
             {
-                readTimeout.TryReset();
-                var result = await ReadWithTimeoutAsync(readTimeout, readTimeout.Token).ConfigureAwait(false);
+                var result = await _reader.ReadAsync().ConfigureAwait(false);
+                _deadlines.Activity();
                 if (result.IsCanceled)
                 {
                     return; // closing
@@ -81,17 +87,13 @@ internal sealed partial class ServerConnection
                     return;
                 }
 
-                _framePending = !buffer.IsEmpty;
+                _deadlines.Pending(!buffer.IsEmpty);
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted)
                 {
                     return;
                 }
             }
-        }
-        catch (OperationCanceledException) when (readTimeout.IsCancellationRequested && !_closed.IsCancellationRequested)
-        {
-            ConnectionLog.Timeout(Logger, _peer, _framePending ? "a frame was not completed in time" : "idle");
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
@@ -104,35 +106,22 @@ internal sealed partial class ServerConnection
         }
     }
 
-    private bool _framePending;
+    private readonly ReadDeadlines _deadlines = new();
 
-    private async ValueTask<ReadResult> ReadWithTimeoutAsync(CancellationTokenSource timeout, CancellationToken token)
+    /// <summary>Called by the server's housekeeping tick: closes the connection when a read deadline has passed.</summary>
+    public void CheckDeadlines(long now)
     {
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+
         var options = _server.Options;
-        // a started frame must complete within the frame deadline; an idle connection (nothing in flight) within the idle timeout
-        if (_framePending)
+        if (_deadlines.Expired(now, Volatile.Read(ref _callsInFlight), options.FrameReadTimeout, options.IdleTimeout) is { } reason)
         {
-            timeout.CancelAfter(options.FrameReadTimeout);
+            ConnectionLog.Timeout(Logger, _peer, reason);
+            _ = CloseAsync();
         }
-        else if (Volatile.Read(ref _callsInFlight) == 0)
-        {
-            timeout.CancelAfter(options.IdleTimeout);
-        }
-
-        return await _reader.ReadAsync(token).ConfigureAwait(false);
-    }
-
-    private async Task<bool> DetectAsync(CancellationTokenSource timeout, CancellationToken token)
-    {
-        timeout.CancelAfter(_server.Options.FrameReadTimeout);
-        var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, _server.Options.Limits, token).ConfigureAwait(false);
-        if (status == ThriftDetectStatus.Rejected)
-        {
-            ConnectionLog.NotThrift(Logger, _peer, reason!);
-        }
-
-        _encoding = encoding;
-        return status == ThriftDetectStatus.Detected;
     }
 
     private void HandleFrame(in ThriftFrame frame)
@@ -245,7 +234,10 @@ internal sealed partial class ServerConnection
         }
         finally
         {
-            Interlocked.Decrement(ref _callsInFlight);
+            if (Interlocked.Decrement(ref _callsInFlight) == 0)
+            {
+                _deadlines.Activity(); // idle from the last answer on
+            }
         }
 
         try

@@ -124,8 +124,23 @@ public sealed partial class ThriftServer : IAsyncDisposable
             throw;
         }
 
+        _housekeeping = Task.Run(() => ReadDeadlines.HousekeepAsync(_options.FrameReadTimeout, _options.IdleTimeout, now =>
+        {
+            ServerConnection[] open;
+            lock (_connections)
+            {
+                open = [.. _connections];
+            }
+
+            foreach (var connection in open)
+            {
+                connection.CheckDeadlines(now);
+            }
+        }, _stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
+
+    private Task? _housekeeping;
 
     private (Socket Socket, RpcEndpoint Bound) Bind(RpcEndpoint endpoint) => ListenSockets.Bind(endpoint, _options.UnixSocketMode);
 
@@ -144,7 +159,7 @@ public sealed partial class ThriftServer : IAsyncDisposable
     {
         try
         {
-            await connection.RunAsync(_stopping.Token).ConfigureAwait(false);
+            await connection.RunAsync().ConfigureAwait(false);
         }
         finally
         {
@@ -211,6 +226,10 @@ public sealed partial class ThriftServer : IAsyncDisposable
         }
 
         await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
+        if (_housekeeping is not null)
+        {
+            await _housekeeping.ConfigureAwait(false);
+        }
         if (Volatile.Read(ref _inFlight) == 0)
         {
             _drained.TrySetResult();

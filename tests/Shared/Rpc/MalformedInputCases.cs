@@ -175,6 +175,20 @@ public abstract class MalformedInputCases : IAsyncLifetime
         return output.WrittenSpan.ToArray();
     }
 
+    private sealed class SlowArgs(int milliseconds) : IThriftWritable
+    {
+        public void Write<TWriter>(ref TWriter writer) where TWriter : IThriftWriter, allows ref struct
+        {
+            var scope = writer.WriteStructBegin();
+            writer.WriteFieldBegin(TType.I32, 1);
+            writer.WriteI32(milliseconds);
+            writer.WriteFieldBegin(TType.String, 2);
+            writer.WriteString("slow");
+            writer.WriteFieldStop();
+            writer.WriteStructEnd(scope);
+        }
+    }
+
     private sealed class TextArgs(string text) : IThriftWritable
     {
         public void Write<TWriter>(ref TWriter writer) where TWriter : IThriftWriter, allows ref struct
@@ -375,6 +389,20 @@ public abstract class MalformedInputCases : IAsyncLifetime
         using var raw = await Raw.ConnectAsync(port);
         await raw.SendAsync(EchoCall("echo", 1, "then idle"));
         Assert.Equal("then idle", (await raw.ReadReplyAsync())!.Value.Text);
+        Assert.True(await raw.ClosedAsync());
+    }
+
+    [Fact]
+    public async Task AConnectionGoingIdleAfterASlowCall_IsClosedAfterTheIdleTimeoutToo()
+    {
+        var (port, _, _, target) = await StartAsync(ThriftLimits.Default, idleTimeout: TimeSpan.FromMilliseconds(300));
+        await using var _ = target;
+        using var raw = await Raw.ConnectAsync(port);
+        using var output = new PooledBufferWriter();
+        // the read after this call starts while the call is still running: the idle clock must start at its answer
+        ThriftMessages.Write(output, ThriftEncoding.FramedBinary, new TMessageHeader(Name("slow"), TMessageType.Call, 1), new SlowArgs(200));
+        await raw.SendAsync(output.WrittenSpan.ToArray());
+        Assert.Equal("slow", (await raw.ReadReplyAsync())!.Value.Text);
         Assert.True(await raw.ClosedAsync());
     }
 }
