@@ -23,9 +23,7 @@ internal sealed partial class ServerConnection
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
     private readonly PipeReader _reader;
-    private readonly PipeWriter _writer;
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly PooledBufferWriter _replyBuffer = new(4096);
+    private readonly SendQueue _send;
     private readonly CancellationTokenSource _closed = new();
     private readonly string _peer;
     private ThriftEncoding _encoding;
@@ -38,7 +36,8 @@ internal sealed partial class ServerConnection
         _peer = peer;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
-        _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
+        // replies are batched: those finished while a send is in progress go out together in the next one
+        _send = new SendQueue(socket, broken => _ = CloseAsync());
     }
 
     private ILogger Logger => _server.Logger;
@@ -244,7 +243,7 @@ internal sealed partial class ServerConnection
         {
             if (!context.IsOneway && reply is not null)
             {
-                await WriteAsync(new TMessageHeader(context.MethodName, type, context.SeqId), shape, reply, context).ConfigureAwait(false);
+                Write(new TMessageHeader(context.MethodName, type, context.SeqId), shape, reply, context);
             }
         }
         finally
@@ -264,63 +263,49 @@ internal sealed partial class ServerConnection
         }
 
         var shape = new ReplyShape(request, protocol, info is null ? null : new ReplyHeaderShape(info.Flags, info.Transforms.Count > 0));
-        _ = WriteAsync(new TMessageHeader(request.Name, TMessageType.Exception, request.SeqId), shape, error, context: null);
+        Write(new TMessageHeader(request.Name, TMessageType.Exception, request.SeqId), shape, error, context: null);
     }
 
-    private async Task WriteAsync(TMessageHeader header, ReplyShape shape, IThriftWritable body, RpcContext? context)
+    private void Write(TMessageHeader header, ReplyShape shape, IThriftWritable body, RpcContext? context)
     {
-        await _writeLock.WaitAsync().ConfigureAwait(false);
-        try
+        THeaderInfo? info = null;
+        if (shape.Header is { } h)
         {
-            if (_closed.IsCancellationRequested)
+            info = new THeaderInfo { Flags = h.Flags };
+            if (h.Zlib)
             {
-                return;
+                info.Transforms.Add(THeaderTransform.Zlib);
             }
 
-            _replyBuffer.Clear();
-            THeaderInfo? info = null;
-            if (shape.Header is { } h)
+            if (context is { ResponseHeaders.Count: > 0 })
             {
-                info = new THeaderInfo { Flags = h.Flags };
-                if (h.Zlib)
+                foreach (var (key, value) in context.ResponseHeaders)
                 {
-                    info.Transforms.Add(THeaderTransform.Zlib);
-                }
-
-                if (context is { ResponseHeaders.Count: > 0 })
-                {
-                    foreach (var (key, value) in context.ResponseHeaders)
-                    {
-                        info.Add(key, value);
-                    }
+                    info.Add(key, value);
                 }
             }
+        }
 
-            var encoding = new ThriftEncoding(_encoding.Framing, shape.Protocol);
+        var reply = new Reply(new ThriftEncoding(_encoding.Framing, shape.Protocol), header, body, info, _server.Options.Limits);
+        // false when the client went away: its calls' results have nowhere to go
+        _send.Write(reply, static (output, r) =>
+        {
+            var mark = output.WrittenCount;
             try
             {
-                ThriftMessages.Write(_replyBuffer, encoding, header, body, info, _server.Options.Limits);
+                ThriftMessages.Write(output, r.Encoding, r.Header, r.Body, r.Info, r.Limits);
             }
             catch (TException e)
             {
                 // the reply itself is too big or unwritable: tell the caller instead
-                _replyBuffer.Clear();
-                ThriftMessages.Write(_replyBuffer, encoding, header with { Type = TMessageType.Exception },
-                    new TApplicationException(TApplicationExceptionType.InternalError, $"reply not sent: {e.Message}"), info, _server.Options.Limits);
+                output.Truncate(mark);
+                ThriftMessages.Write(output, r.Encoding, r.Header with { Type = TMessageType.Exception },
+                    new TApplicationException(TApplicationExceptionType.InternalError, $"reply not sent: {e.Message}"), r.Info, r.Limits);
             }
-
-            _writer.Write(_replyBuffer.WrittenSpan);
-            await _writer.FlushAsync(_closed.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // the client went away; its calls' results have nowhere to go
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
+        });
     }
+
+    private readonly record struct Reply(ThriftEncoding Encoding, TMessageHeader Header, IThriftWritable Body, THeaderInfo? Info, ThriftLimits Limits);
 
     /// <summary>Asks the connection to close, from any thread: the read loop wakes and releases everything on its way out.</summary>
     public async Task CloseAsync()
@@ -331,6 +316,7 @@ internal sealed partial class ServerConnection
         }
 
         await _closed.CancelAsync().ConfigureAwait(false); // wakes a pending read
+        await _send.DrainAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); // answers already made still go out
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -344,10 +330,8 @@ internal sealed partial class ServerConnection
     /// <summary>The read loop's last step: only it touches the reader (a PipeReader is not thread-safe).</summary>
     private async Task ReleaseAsync()
     {
-        await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
-            await _writer.CompleteAsync().ConfigureAwait(false);
             await _reader.CompleteAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
@@ -357,8 +341,7 @@ internal sealed partial class ServerConnection
         finally
         {
             _stream.Dispose();
-            _replyBuffer.Dispose();
-            _writeLock.Release();
+            _send.Dispose();
         }
     }
 

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using Trellis.Thrift.Buffers;
 
-namespace Trellis.Proxy;
+namespace Trellis.Rpc;
 
 /// <summary>
 /// Batched writes to one socket: frames are appended under a lock to a pending buffer; one sender at a time swaps
