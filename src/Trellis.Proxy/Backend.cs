@@ -16,8 +16,7 @@ namespace Trellis.Proxy;
 internal sealed class BackendConnection : IAsyncDisposable
 {
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
-    private readonly PipeReader _reader;
+    private readonly SocketReader _reader;
     private readonly SendQueue _send;
     private readonly Dictionary<int, Pending> _pending = [];
     private readonly ThriftLimits _limits;
@@ -34,8 +33,7 @@ internal sealed class BackendConnection : IAsyncDisposable
         // what the proxy accepted from a caller must fit towards the instance even with THeader's header section added
         _limits = limits with { MaxFrameSize = (int)Math.Min(int.MaxValue, (long)limits.MaxFrameSize + THeaderInfo.MaxHeaderSectionSize + 64) };
         Encoding = EncodingOf(instance);
-        _stream = new NetworkStream(socket, ownsSocket: true);
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        _reader = new SocketReader(socket);
         _send = new SendQueue(socket, e => Break(new TTransportException(TTransportErrorKind.EndOfFile, $"connection to {Instance.InstanceId} lost: {e.Message}", e)));
         _readLoop = Task.Run(ReadLoopAsync);
     }
@@ -280,18 +278,10 @@ internal sealed class BackendConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Break(new TTransportException(TTransportErrorKind.NotOpen, "the proxy closed the connection"));
-        // the shutdown ends the read loop; only then may the reader be completed (a PipeReader is not thread-safe)
+        // the shutdown ends the read loop; only then may its buffer go back to the pool
         await _readLoop.ConfigureAwait(false);
-        try
-        {
-            await _reader.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
-        {
-            // the instance already went away
-        }
-
-        await _stream.DisposeAsync().ConfigureAwait(false);
+        _reader.Dispose();
+        _socket.Dispose();
         _send.Dispose();
     }
 

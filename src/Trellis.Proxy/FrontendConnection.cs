@@ -20,8 +20,7 @@ internal sealed partial class FrontendConnection
 {
     private readonly ProxyServer _proxy;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
-    private readonly PipeReader _reader;
+    private readonly SocketReader _reader;
     private readonly SendQueue _send;
     private readonly CancellationTokenSource _closed = new();
     private readonly object _flow = new();
@@ -35,8 +34,7 @@ internal sealed partial class FrontendConnection
         _proxy = proxy;
         _socket = socket;
         Peer = peer;
-        _stream = new NetworkStream(socket, ownsSocket: true);
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        _reader = new SocketReader(socket);
         _send = new SendQueue(socket, _ => _closed.Cancel());
     }
 
@@ -49,7 +47,6 @@ internal sealed partial class FrontendConnection
     public async Task RunAsync()
     {
         var options = _proxy.Options;
-        using var onClose = _closed.Token.Register(static r => ((PipeReader)r!).CancelPendingRead(), _reader);
         try
         {
             if (!await DetectAsync().ConfigureAwait(false))
@@ -58,22 +55,18 @@ internal sealed partial class FrontendConnection
             }
 
             using var decoder = new ThriftFrameDecoder(_encoding, options.Limits);
+            _lookAtBuffered = true; // the bytes detection looked at may hold whole calls already
             while (true)
             {
                 await WaitForRoomAsync().ConfigureAwait(false);
-                var result = await _reader.ReadAsync().ConfigureAwait(false);
+                var (buffer, completed) = await _reader.ReadAsync(more: !_lookAtBuffered).ConfigureAwait(false);
+                _lookAtBuffered = false;
                 _deadlines.Activity();
-                if (result.IsCanceled)
+                if (_closed.IsCancellationRequested)
                 {
-                    if (_proxy.IsStopping && !_closed.IsCancellationRequested)
-                    {
-                        await LetCallsFinishAsync().ConfigureAwait(false); // graceful stop: answer what was taken, take nothing new
-                    }
-
                     return;
                 }
 
-                var buffer = result.Buffer;
                 var full = false;
                 try
                 {
@@ -90,18 +83,12 @@ internal sealed partial class FrontendConnection
                 }
 
                 _deadlines.Pending(!buffer.IsEmpty && !full);
-                if (full)
+                _reader.AdvanceTo(buffer.Start);
+                _lookAtBuffered = full; // whole frames may be left: look at them again, without waiting for more bytes, once there is room
+                if (completed && !full)
                 {
-                    _reader.AdvanceTo(buffer.Start); // whole frames may be left: look at them again once there is room
-                }
-                else
-                {
-                    _reader.AdvanceTo(buffer.Start, buffer.End);
-                }
-
-                if (result.IsCompleted)
-                {
-                    await LetCallsFinishAsync().ConfigureAwait(false); // the caller closed its side: its answers may still be read
+                    // the caller closed its side, or a graceful stop shut our receiving side: its answers may still be read
+                    await LetCallsFinishAsync().ConfigureAwait(false);
                     return;
                 }
             }
@@ -118,6 +105,7 @@ internal sealed partial class FrontendConnection
     }
 
     private int _closing;
+    private bool _lookAtBuffered;
 
     /// <summary>Called by the proxy's housekeeping tick: closes the connection when a read deadline has passed.</summary>
     public void CheckDeadlines(long now)
@@ -309,7 +297,17 @@ internal sealed partial class FrontendConnection
     }
 
     /// <summary>Graceful stop: read no more calls; the ones in flight are answered, then the connection closes.</summary>
-    public void StopReading() => _reader.CancelPendingRead();
+    public void StopReading()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Receive); // the pending read ends with "completed": answer what was taken
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // already closed
+        }
+    }
 
     /// <summary>Asks the connection to close, from any thread: the read loop wakes and releases everything on its way out.</summary>
     public async Task CloseAsync()
@@ -330,21 +328,12 @@ internal sealed partial class FrontendConnection
         }
     }
 
-    /// <summary>The read loop's last step: only it touches the reader (a PipeReader is not thread-safe).</summary>
-    private async Task ReleaseAsync()
+    /// <summary>The read loop's last step: only it owns the receive buffer.</summary>
+    private Task ReleaseAsync()
     {
-        try
-        {
-            await _reader.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
-        {
-            // already closed by the application
-        }
-        finally
-        {
-            _stream.Dispose();
-            _send.Dispose();
-        }
+        _reader.Dispose();
+        _send.Dispose();
+        _socket.Dispose();
+        return Task.CompletedTask;
     }
 }

@@ -122,4 +122,42 @@ internal static class StreamIo
             }
         }
     }
+
+    /// <summary>The same over a <see cref="SocketReader"/> (the proxy's connections).</summary>
+    public static async Task ReadFramesAsync(SocketReader reader, ThriftFrameDecoder decoder, FrameHandler onFrame)
+    {
+        while (true)
+        {
+            var (buffer, completed) = await reader.ReadAsync().ConfigureAwait(false);
+            while (decoder.TryReadFrame(ref buffer, out var frame))
+            {
+                onFrame(frame);
+            }
+
+            reader.AdvanceTo(buffer.Start);
+            if (completed)
+            {
+                throw new IOException("the peer closed the connection");
+            }
+        }
+    }
+
+    /// <summary>The same as <see cref="DetectAsync(PipeReader, ThriftLimits, CancellationToken)"/> over a <see cref="SocketReader"/>.</summary>
+    public static async Task<(ThriftDetectStatus Status, ThriftEncoding Encoding, string? Reason)> DetectAsync(SocketReader reader, ThriftLimits limits)
+    {
+        while (true)
+        {
+            var (buffer, completed) = await reader.ReadAsync().ConfigureAwait(false);
+            var status = ThriftEncodingDetector.Detect(buffer, out var encoding, out var reason, limits);
+            if (status != ThriftDetectStatus.NeedMoreData)
+            {
+                return (status, encoding, reason);
+            }
+
+            if (completed)
+            {
+                return (ThriftDetectStatus.NeedMoreData, default, null);
+            }
+        }
+    }
 }
