@@ -16,7 +16,7 @@ namespace Trellis.Proxy;
 /// well-formed message the proxy cannot route gets a TApplicationException with its seqid, and the connection goes on.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "CloseAsync releases everything; RunAsync always ends in it")]
-internal sealed partial class FrontendConnection
+internal sealed partial class FrontendConnection : ICallerConnection
 {
     private readonly ProxyServer _proxy;
     private readonly Socket _socket;

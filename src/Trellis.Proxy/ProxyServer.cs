@@ -25,14 +25,10 @@ public sealed partial class ProxyServer : IAsyncDisposable
     private readonly TaskCompletionSource<IServiceRegistry> _registry = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, ServiceRoute> _routes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<BackendConnection, byte> _backends = new();
-    private readonly List<Socket> _listeners = [];
-    private readonly List<RpcEndpoint> _bound = [];
-    private readonly List<Task> _acceptLoops = [];
-    private readonly HashSet<FrontendConnection> _connections = [];
+    private readonly CallerListeners<FrontendConnection> _listeners;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Thread? _sweeper;
-    private Task? _housekeeping;
     private Task? _connecting;
     private IRegistration? _centralRecord;
     private readonly bool _ownsRegistry;
@@ -62,7 +58,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
             throw new ArgumentException($"proxy options are not valid: {problem}", nameof(options));
         }
 
-        Stats.CountInFlightWith(() => Volatile.Read(ref _inFlight));
+        _listeners = new CallerListeners<FrontendConnection>((socket, peer) => new FrontendConnection(this, socket, peer));
+        Stats.Count(() => Volatile.Read(ref _inFlight), () => _listeners.Count);
         if (options.SnapshotDirectory is { } dir)
         {
             Snapshots = new SnapshotStore(dir, options.Product, Logger);
@@ -106,7 +103,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
     public ProxyStats Stats { get; } = new();
 
     /// <summary>Where the proxy listens (TCP port 0 resolved to the port taken).</summary>
-    public IReadOnlyList<RpcEndpoint> Endpoints => _bound;
+    public IReadOnlyList<RpcEndpoint> Endpoints => _listeners.Bound;
 
     public bool IsStopping => _stopping.IsCancellationRequested;
 
@@ -122,48 +119,15 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
 
         _started = true;
-        try
+        _listeners.Start(_options.Listen, _options.UnixSocketMode, _options.FrameReadTimeout, _options.IdleTimeout, _stopping.Token);
+        foreach (var bound in _listeners.Bound)
         {
-            foreach (var endpoint in _options.Listen)
-            {
-                var (socket, bound) = ListenSockets.Bind(endpoint, _options.UnixSocketMode);
-                _listeners.Add(socket);
-                _bound.Add(bound);
-                LogListening(Logger, bound, _options.Product);
-            }
-        }
-        catch
-        {
-            foreach (var socket in _listeners)
-            {
-                socket.Dispose();
-            }
-
-            throw;
-        }
-
-        for (var i = 0; i < _listeners.Count; i++)
-        {
-            var (socket, bound) = (_listeners[i], _bound[i]);
-            _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket, bound), CancellationToken.None));
+            LogListening(Logger, bound, _options.Product);
         }
 
         _connecting = Task.Run(ConnectRegistryAsync, CancellationToken.None);
         _sweeper = new Thread(Sweep) { IsBackground = true, Name = "trellis-proxy-deadlines" };
         _sweeper.Start();
-        _housekeeping = Task.Run(() => ReadDeadlines.HousekeepAsync(_options.FrameReadTimeout, _options.IdleTimeout, now =>
-        {
-            FrontendConnection[] open;
-            lock (_connections)
-            {
-                open = [.. _connections];
-            }
-
-            foreach (var connection in open)
-            {
-                connection.CheckDeadlines(now);
-            }
-        }, _stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
 
@@ -197,7 +161,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     private async Task RegisterCentralAsync(IServiceRegistry registry)
     {
-        var tcp = _bound.FirstOrDefault(b => !b.IsUnix) ?? throw new InvalidOperationException("a central proxy needs a TCP address to listen on");
+        var tcp = _listeners.Bound.FirstOrDefault(b => !b.IsUnix) ?? throw new InvalidOperationException("a central proxy needs a TCP address to listen on");
         var host = _options.Host ?? (tcp.Host is "0.0.0.0" or "::" ? Environment.MachineName : tcp.Host!);
         var record = new ServiceInstance
         {
@@ -213,35 +177,6 @@ public sealed partial class ProxyServer : IAsyncDisposable
         _centralRecord = await registry.RegisterProxyAsync(record, _stopping.Token).ConfigureAwait(false);
         var path = RegistryPaths.Proxies(record.Product, record.Zone);
         LogCentral(Logger, path, record.InstanceId);
-    }
-
-    private Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint) => StreamIo.AcceptLoopAsync(listener, endpoint, (socket, peer) =>
-    {
-        var connection = new FrontendConnection(this, socket, peer);
-        lock (_connections)
-        {
-            _connections.Add(connection);
-        }
-
-        Stats.Opened();
-        _ = RunConnectionAsync(connection);
-    }, _stopping.Token);
-
-    private async Task RunConnectionAsync(FrontendConnection connection)
-    {
-        try
-        {
-            await connection.RunAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            lock (_connections)
-            {
-                _connections.Remove(connection);
-            }
-
-            Stats.Closed();
-        }
     }
 
     private ServiceRoute Route(string service)
@@ -597,24 +532,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
-        foreach (var listener in _listeners)
-        {
-            listener.Dispose();
-        }
-
-        foreach (var endpoint in _bound.Where(e => e.IsUnix))
-        {
-            UnixSocketFiles.Remove(endpoint.UnixPath!);
-        }
-
-        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
-        FrontendConnection[] open;
-        lock (_connections)
-        {
-            open = [.. _connections];
-        }
-
-        foreach (var connection in open)
+        await _listeners.StopAcceptingAsync().ConfigureAwait(false);
+        foreach (var connection in _listeners.Open())
         {
             connection.StopReading();
         }
@@ -629,15 +548,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
             LogDrainTimeout(Logger, Volatile.Read(ref _inFlight), drainTimeout.TotalMilliseconds);
         }
 
-        lock (_connections)
-        {
-            open = [.. _connections];
-        }
-
-        foreach (var connection in open)
-        {
-            await connection.CloseAsync().ConfigureAwait(false);
-        }
+        await _listeners.CloseAllAsync().ConfigureAwait(false);
 
         foreach (var route in _routes.Values)
         {
@@ -650,11 +561,6 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
 
         _sweeper?.Join();
-
-        if (_housekeeping is not null)
-        {
-            await _housekeeping.ConfigureAwait(false);
-        }
 
         if (_connecting is not null)
         {

@@ -22,7 +22,7 @@ public sealed class ProxyStats : IDisposable
     private long _backendFailures;
     private long _badFrames;
     private long _notThrift;
-    private long _connections;
+    private Func<long> _connections = static () => 0;
     private Func<long> _inFlight = static () => 0;
 
     internal ProxyStats()
@@ -61,12 +61,17 @@ public sealed class ProxyStats : IDisposable
 
     public long NotThriftConnections => Interlocked.Read(ref _notThrift);
 
-    public long Connections => Interlocked.Read(ref _connections);
+    public long Connections => _connections();
 
     /// <summary>Calls being forwarded (the proxy's own count; not a second counter to update per call).</summary>
     public long InFlight => _inFlight();
 
-    internal void CountInFlightWith(Func<long> inFlight) => _inFlight = inFlight;
+    /// <summary>The gauges read the proxy's own state rather than counters kept beside it.</summary>
+    internal void Count(Func<long> inFlight, Func<long> connections)
+    {
+        _inFlight = inFlight;
+        _connections = connections;
+    }
 
     internal void Call() => Interlocked.Increment(ref _calls);
 
@@ -86,10 +91,6 @@ public sealed class ProxyStats : IDisposable
     internal void BadFrame() => Interlocked.Increment(ref _badFrames);
 
     internal void NotThrift() => Interlocked.Increment(ref _notThrift);
-
-    internal void Opened() => Interlocked.Increment(ref _connections);
-
-    internal void Closed() => Interlocked.Decrement(ref _connections);
 
     /// <summary>The counters in Prometheus text exposition format.</summary>
     public string ToPrometheus()

@@ -17,7 +17,7 @@ namespace Trellis.Rpc;
 /// TApplicationException with its seqid, and the connection goes on.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "CloseAsync releases everything; RunAsync always ends in it")]
-internal sealed partial class ServerConnection
+internal sealed partial class ServerConnection : ICallerConnection
 {
     private readonly ThriftServer _server;
     private readonly Socket _socket;

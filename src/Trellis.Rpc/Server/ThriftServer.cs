@@ -20,12 +20,9 @@ public sealed partial class ThriftServer : IAsyncDisposable
     private readonly ThriftServerOptions _options;
     private readonly Dictionary<string, ThriftServiceDispatcher> _services = new(StringComparer.Ordinal);
     private readonly RpcPipelineBuilder _stack = new();
-    private readonly List<Socket> _listeners = [];
-    private readonly List<RpcEndpoint> _bound = [];
-    private readonly HashSet<ServerConnection> _connections = [];
+    private readonly CallerListeners<ServerConnection> _listeners;
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abortCalls = new();
-    private readonly List<Task> _acceptLoops = [];
     private int _inFlight;
     private TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ThriftServiceDispatcher? _default;
@@ -37,6 +34,7 @@ public sealed partial class ThriftServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         Logger = options.Logger ?? NullLogger.Instance;
+        _listeners = new CallerListeners<ServerConnection>((socket, peer) => new ServerConnection(this, socket, peer));
     }
 
     internal ILogger Logger { get; }
@@ -44,22 +42,13 @@ public sealed partial class ThriftServer : IAsyncDisposable
     internal ThriftServerOptions Options => _options;
 
     /// <summary>The endpoints actually bound (with the real port when 0 was asked for).</summary>
-    public IReadOnlyList<RpcEndpoint> Endpoints => _bound;
+    public IReadOnlyList<RpcEndpoint> Endpoints => _listeners.Bound;
 
     /// <summary>Calls running now.</summary>
     public int CallsInFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>Open client connections.</summary>
-    public int ConnectionCount
-    {
-        get
-        {
-            lock (_connections)
-            {
-                return _connections.Count;
-            }
-        }
-    }
+    public int ConnectionCount => _listeners.Count;
 
     /// <summary>True once <see cref="StopAsync"/> began.</summary>
     public bool IsStopping => _stopping.IsCancellationRequested;
@@ -103,71 +92,13 @@ public sealed partial class ThriftServer : IAsyncDisposable
             : _services.Count == 1 ? _services.Values.Single() : null;
         _pipeline = _stack.Build(InvokeAsync);
         _started = true;
-        try
+        _listeners.Start(_options.Endpoints, _options.UnixSocketMode, _options.FrameReadTimeout, _options.IdleTimeout, _stopping.Token);
+        foreach (var bound in _listeners.Bound)
         {
-            foreach (var endpoint in _options.Endpoints)
-            {
-                var (socket, bound) = Bind(endpoint);
-                _listeners.Add(socket);
-                _bound.Add(bound);
-                _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(socket, bound), CancellationToken.None));
-                LogListening(Logger, bound);
-            }
-        }
-        catch
-        {
-            foreach (var socket in _listeners)
-            {
-                socket.Dispose();
-            }
-
-            throw;
+            LogListening(Logger, bound);
         }
 
-        _housekeeping = Task.Run(() => ReadDeadlines.HousekeepAsync(_options.FrameReadTimeout, _options.IdleTimeout, now =>
-        {
-            ServerConnection[] open;
-            lock (_connections)
-            {
-                open = [.. _connections];
-            }
-
-            foreach (var connection in open)
-            {
-                connection.CheckDeadlines(now);
-            }
-        }, _stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
-    }
-
-    private Task? _housekeeping;
-
-    private (Socket Socket, RpcEndpoint Bound) Bind(RpcEndpoint endpoint) => ListenSockets.Bind(endpoint, _options.UnixSocketMode);
-
-    private Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint) => StreamIo.AcceptLoopAsync(listener, endpoint, (socket, peer) =>
-    {
-        var connection = new ServerConnection(this, socket, peer);
-        lock (_connections)
-        {
-            _connections.Add(connection);
-        }
-
-        _ = RunConnectionAsync(connection);
-    }, _stopping.Token);
-
-    private async Task RunConnectionAsync(ServerConnection connection)
-    {
-        try
-        {
-            await connection.RunAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            lock (_connections)
-            {
-                _connections.Remove(connection);
-            }
-        }
     }
 
     internal RpcHandler Pipeline => _pipeline!;
@@ -215,21 +146,7 @@ public sealed partial class ThriftServer : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
-        foreach (var listener in _listeners)
-        {
-            listener.Dispose();
-        }
-
-        foreach (var endpoint in _bound.Where(e => e.IsUnix))
-        {
-            UnixSocketFiles.Remove(endpoint.UnixPath!);
-        }
-
-        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
-        if (_housekeeping is not null)
-        {
-            await _housekeeping.ConfigureAwait(false);
-        }
+        await _listeners.StopAcceptingAsync().ConfigureAwait(false);
         if (Volatile.Read(ref _inFlight) == 0)
         {
             _drained.TrySetResult();
@@ -247,16 +164,7 @@ public sealed partial class ThriftServer : IAsyncDisposable
             await _drained.Task.WaitAsync(TimeSpan.FromSeconds(2)).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
         }
 
-        ServerConnection[] open;
-        lock (_connections)
-        {
-            open = [.. _connections];
-        }
-
-        foreach (var connection in open)
-        {
-            await connection.CloseAsync().ConfigureAwait(false);
-        }
+        await _listeners.CloseAllAsync().ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
