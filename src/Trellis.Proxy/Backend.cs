@@ -265,14 +265,7 @@ internal sealed class BackendConnection : IAsyncDisposable
             call.Completion.TrySetException(reason);
         }
 
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // already down
-        }
+        StreamIo.ShutDown(_socket);
     }
 
     public async ValueTask DisposeAsync()

@@ -35,7 +35,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
         _socket = socket;
         Peer = peer;
         _reader = new SocketReader(socket);
-        _send = new SendQueue(socket, _ => _closed.Cancel());
+        _send = new SendQueue(socket, broken => _ = CloseAsync());
     }
 
     public string Peer { get; }
@@ -104,7 +104,6 @@ internal sealed partial class FrontendConnection : ICallerConnection
         }
     }
 
-    private int _closing;
     private bool _lookAtBuffered;
 
     /// <summary>Called by the proxy's housekeeping tick: closes the connection when a read deadline has passed.</summary>
@@ -299,33 +298,19 @@ internal sealed partial class FrontendConnection : ICallerConnection
     /// <summary>Graceful stop: read no more calls; the ones in flight are answered, then the connection closes.</summary>
     public void StopReading()
     {
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Receive); // the pending read ends with "completed": answer what was taken
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // already closed
-        }
+        StreamIo.ShutDown(_socket, SocketShutdown.Receive); // the pending read ends with "completed": answer what was taken
     }
 
     /// <summary>Asks the connection to close, from any thread: the read loop wakes and releases everything on its way out.</summary>
     public async Task CloseAsync()
     {
-        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        if (_closed.IsCancellationRequested)
         {
             return;
         }
 
-        await _closed.CancelAsync().ConfigureAwait(false); // wakes a pending read
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // already closed by the application
-        }
+        await _closed.CancelAsync().ConfigureAwait(false); // stops waits for room and for calls to finish
+        StreamIo.ShutDown(_socket); // wakes a pending read
     }
 
     /// <summary>The read loop's last step: only it owns the receive buffer.</summary>

@@ -39,7 +39,7 @@ public sealed class ZooKeeperEnsemble : IAsyncDisposable
         var ensemble = new ZooKeeperEnsemble(root);
         try
         {
-            var ports = FreePorts(size * 3);
+            var ports = LoopbackPorts.Free(size * 3);
             for (var i = 0; i < size; i++)
             {
                 ensemble._servers.Add(new Server(i + 1, Path.Combine(root, $"server{i + 1}"), ports[i * 3], ports[i * 3 + 1], ports[i * 3 + 2]));
@@ -125,20 +125,6 @@ public sealed class ZooKeeperEnsemble : IAsyncDisposable
         catch (IOException)
         {
             // a JVM may still hold a file for a moment; the temp directory is harmless
-        }
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        try
-        {
-            listeners.ForEach(l => l.Start());
-            return listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        }
-        finally
-        {
-            listeners.ForEach(l => l.Stop());
         }
     }
 

@@ -18,13 +18,6 @@ namespace Trellis.Proxy.Tests;
 /// </summary>
 public sealed class CentralFallbackTests(ITestOutputHelper output)
 {
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task TheLocalProxyKilled_CallsMoveToTheCentralProxyAtOnce_AndComeBackWhenItReturns()
     {
@@ -66,7 +59,7 @@ public sealed class CentralFallbackTests(ITestOutputHelper output)
                 "zk_session_timeout=10",
                 $"proxy_address={socket}",
             ]);
-            var adminPort = FreePort();
+            var adminPort = LoopbackPorts.Free();
             var local = await TrellisProxyProcess.StartAsync(socket, "--config", ini, "--admin", $"127.0.0.1:{adminPort}");
             try
             {

@@ -28,7 +28,7 @@ public sealed class ProxyProgramTests : IDisposable
         var socket = Path.Combine(_root, "proxy.sock");
         var config = Path.Combine(_root, "proxy.json");
         await File.WriteAllTextAsync(config, """{ "Trellis": { "Proxy": { "DrainSeconds": 10, "Listen": [ "127.0.0.1:1" ] } } }""");
-        var admin = CentralFallbackTests.FreePort();
+        var admin = LoopbackPorts.Free();
         await using var proxy = await TrellisProxyProcess.StartAsync(socket, "--config", config, "--product", "p", "--local-registry", registryDir,
             "--listen", socket, "--admin", $"127.0.0.1:{admin}", "--snapshot-dir", Path.Combine(_root, "snapshot"));
         using var http = new HttpClient();

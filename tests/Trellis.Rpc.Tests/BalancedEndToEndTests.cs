@@ -335,7 +335,7 @@ public class BalancedEndToEndTests
     public async Task ACallThatWasNeverSent_IsRetriedOnAnotherInstance_ButASentOneOnlyWhenIdempotent()
     {
         await using var live = await Node.StartAsync("live");
-        var dead = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = "dead", Host = "127.0.0.1", Port = FreePort() };
+        var dead = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = "dead", Host = "127.0.0.1", Port = LoopbackPorts.Free() };
         var resolver = new StaticResolver([dead, live.Instance]);
         await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { Strategy = new RoundRobinOnly(), Outliers = new OutlierPolicy { ConsecutiveFailures = 1000 } });
         var client = new Echo.Echo.Client(channel);
@@ -345,15 +345,6 @@ public class BalancedEndToEndTests
         }
 
         Assert.Equal(20, live.Backend.Calls);
-    }
-
-    private static int FreePort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 
     /// <summary>Round robin without weights, so half the first attempts go to the dead instance.</summary>

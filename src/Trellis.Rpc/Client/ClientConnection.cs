@@ -222,14 +222,7 @@ internal sealed class ClientConnection : IAsyncDisposable
             }
         }
 
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // already down
-        }
+        StreamIo.ShutDown(_socket);
     }
 
     public async ValueTask DisposeAsync()

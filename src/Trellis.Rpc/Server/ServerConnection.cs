@@ -317,14 +317,7 @@ internal sealed partial class ServerConnection : ICallerConnection
 
         await _closed.CancelAsync().ConfigureAwait(false); // wakes a pending read
         await _send.DrainAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); // answers already made still go out
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // already closed by the peer
-        }
+        StreamIo.ShutDown(_socket);
     }
 
     /// <summary>The read loop's last step: only it touches the reader (a PipeReader is not thread-safe).</summary>

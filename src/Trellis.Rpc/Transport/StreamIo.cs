@@ -38,6 +38,19 @@ internal static class StreamIo
         }
     }
 
+    /// <summary>Shuts a socket down, waking its pending reads; one the peer or a dispose already closed is left as it is.</summary>
+    public static void ShutDown(Socket socket, SocketShutdown how = SocketShutdown.Both)
+    {
+        try
+        {
+            socket.Shutdown(how);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // already down
+        }
+    }
+
     /// <summary>Accepts until <paramref name="stopping"/> or the listener closes; TCP sockets get Nagle off.</summary>
     public static async Task AcceptLoopAsync(Socket listener, RpcEndpoint endpoint, Action<Socket, string> accepted, CancellationToken stopping)
     {
