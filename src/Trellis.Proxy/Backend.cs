@@ -56,8 +56,6 @@ internal sealed class BackendConnection : IAsyncDisposable
         }
     }
 
-    public Task Broken => _broken.Task;
-
     public static ThriftEncoding EncodingOf(ServiceInstance instance) => new(
         instance.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
         instance.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary);

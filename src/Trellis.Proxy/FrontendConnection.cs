@@ -158,7 +158,8 @@ internal sealed partial class FrontendConnection : ICallerConnection
 
         var method = name.Method;
         var now = Stopwatch.GetTimestamp();
-        var timeout = options.Services.TryGetValue(service, out var own) && own.Timeout is { } t ? t : options.DefaultTimeout;
+        options.Services.TryGetValue(service, out var own);
+        var timeout = own?.Timeout ?? options.DefaultTimeout;
         List<KeyValuePair<string, string>>? headers = null;
         if (info is not null)
         {
@@ -181,6 +182,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
             Client = this,
             Name = name.Name,
             Service = service,
+            ServiceOptions = own,
             Method = method,
             Type = type,
             SeqId = seqId,

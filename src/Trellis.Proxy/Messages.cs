@@ -189,6 +189,9 @@ internal sealed class ForwardCall
 
     public required string Service { get; init; }
 
+    /// <summary>The service's own settings at the proxy (looked up once per call), or null.</summary>
+    public ProxyServiceOptions? ServiceOptions { get; init; }
+
     public required string Method { get; init; }
 
     public required TMessageType Type { get; init; }

@@ -250,11 +250,21 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
             // the retry loop, inline (one state machine per call, not two)
             var options = _options;
-            var idempotent = options.Services.TryGetValue(call.Service, out var own) && own.IdempotentMethods.Contains(call.Method);
+            var idempotent = call.ServiceOptions?.IdempotentMethods.Contains(call.Method) ?? false;
             List<BalancerEndpoint>? tried = null;
             for (var attempt = 0; ; attempt++)
             {
-                var pick = route.Set.Pick(tried, call.Headers is null ? null : HashKey(call.Headers));
+                Pick<BackendPool> pick;
+                try
+                {
+                    pick = route.Set.Pick(tried, call.Headers is null ? null : HashKey(call.Headers));
+                }
+                catch (TApplicationException)
+                {
+                    Stats.NoneAvailable(); // all draining or ejected
+                    throw;
+                }
+
                 pick.Endpoint.Begin();
                 var started = Stopwatch.GetTimestamp();
                 Exception failure;
@@ -308,11 +318,6 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
         catch (TApplicationException e)
         {
-            if (e.Message.StartsWith("no instance available", StringComparison.Ordinal) && !e.Message.Contains("registered now", StringComparison.Ordinal) && !e.Message.Contains("unreachable", StringComparison.Ordinal))
-            {
-                Stats.NoneAvailable();
-            }
-
             call.Client.Fail(call, e);
         }
         catch (TimeoutException)

@@ -39,8 +39,6 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
     /// <summary>The service has had instances at some point (else a call to it is for an unknown service).</summary>
     public bool EverHadInstances { get; private set; }
 
-    public bool FromSnapshot { get; private set; }
-
     public static BalancerStrategy StrategyFor(ProxyOptions options, string service)
     {
         var name = options.Services.TryGetValue(service, out var s) && s.Strategy is { } own ? own : options.Strategy;
@@ -54,7 +52,6 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
     {
         if (_proxy.Snapshots?.Load(Service) is { Count: > 0 } saved)
         {
-            FromSnapshot = true;
             Apply(saved, save: false);
         }
 
@@ -73,7 +70,6 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                 resolver.Updated += update => Apply(update.Instances, save: true);
                 await resolver.StartAsync(_stop.Token).ConfigureAwait(false);
                 _resolver = resolver;
-                FromSnapshot = false;
                 Apply(resolver.Instances, save: true);
                 _ready.TrySetResult();
                 return;

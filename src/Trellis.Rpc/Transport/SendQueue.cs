@@ -24,18 +24,6 @@ internal sealed class SendQueue : IDisposable
         _onBroken = onBroken;
     }
 
-    /// <summary>Bytes waiting to be sent (backpressure signal).</summary>
-    public int Pending
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _pending.WrittenCount;
-            }
-        }
-    }
-
     /// <summary>Appends one whole frame built by <paramref name="write"/>; false when the queue is closed. A throwing writer leaves nothing behind.</summary>
     public bool Write<TState>(TState state, WriteFrame<TState> write)
     {
