@@ -247,7 +247,7 @@ try:
         THeaderClientType, THeaderSubprotocolID, THeaderTransformID, THeaderTransport)
     from peer_stdio import (  # noqa: E402
         ALL_CLIENT_TYPES, StdioTransport, binary_hex, header_subprotocol, message_stack,
-        plain_protocol, read_exact, serialize, write_record)
+        plain_protocol, read_exact, record_message_begins, serialize, write_record)
 except ImportError as _e:  # pragma: no cover - environment problem
     sys.stderr.write("cannot import the thrift runtime (%s); run this peer with "
                      "/usr/bin/python3, which has Debian's python3-thrift\n" % _e)
@@ -569,15 +569,7 @@ def mode_read_reply(args):
     stdio = StdioTransport(sys.stdin.buffer, None)
     prot, htrans = message_stack(args, stdio, ALL_CLIENT_TYPES)
 
-    begins = []
-    real_read_message_begin = prot.readMessageBegin
-
-    def recording_read_message_begin():
-        begin = real_read_message_begin()
-        begins.append(begin)
-        return begin
-
-    prot.readMessageBegin = recording_read_message_begin
+    begins = record_message_begins(prot)
     client = FS.Client(prot)
     recv = getattr(client, "recv_" + args.method)
 

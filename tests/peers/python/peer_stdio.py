@@ -148,3 +148,16 @@ def read_exact(infile, n):
         n -= len(chunk)
     return b"".join(chunks), n == 0
 
+
+def record_message_begins(prot):
+    """Makes prot.readMessageBegin record what it read; returns the list."""
+    begins = []
+    real_read_message_begin = prot.readMessageBegin
+
+    def recording_read_message_begin():
+        begin = real_read_message_begin()
+        begins.append(begin)
+        return begin
+
+    prot.readMessageBegin = recording_read_message_begin
+    return begins

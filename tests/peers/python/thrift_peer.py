@@ -258,7 +258,7 @@ try:
         THeaderClientType, THeaderSubprotocolID, THeaderTransformID, THeaderTransport)
     from peer_stdio import (  # noqa: E402
         ALL_CLIENT_TYPES, StdioTransport, binary_hex, header_subprotocol, message_stack,
-        plain_protocol, read_exact, serialize, write_record)
+        plain_protocol, read_exact, record_message_begins, serialize, write_record)
 except ImportError as _e:  # pragma: no cover - environment problem
     sys.stderr.write("cannot import the thrift runtime (%s); run this peer with "
                      "/usr/bin/python3, which has Debian's python3-thrift\n" % _e)
@@ -536,26 +536,12 @@ def _read_reply_report(call, prot_begins, htrans):
     return report
 
 
-def _record_message_begins(prot):
-    """Makes prot.readMessageBegin record what it read; returns the list."""
-    begins = []
-    real_read_message_begin = prot.readMessageBegin
-
-    def recording_read_message_begin():
-        begin = real_read_message_begin()
-        begins.append(begin)
-        return begin
-
-    prot.readMessageBegin = recording_read_message_begin
-    return begins
-
-
 def mode_read_reply(args):
     # Writes are discarded: THeaderProtocol.readMessageBegin answers an
     # unknown transform by writing an exception message to its transport.
     stdio = StdioTransport(sys.stdin.buffer, None)
     prot, htrans = message_stack(args, stdio, ALL_CLIENT_TYPES)
-    begins = _record_message_begins(prot)
+    begins = record_message_begins(prot)
     client = C.Client(prot)
 
     def read_one():
@@ -758,7 +744,7 @@ def mode_tcp_call(args):
     prot, htrans = message_stack(args, base, (THeaderClientType.HEADERS,))
     if args.multiplexed is not None:
         prot = TMultiplexedProtocol(prot, args.multiplexed)
-    begins = _record_message_begins(prot)
+    begins = record_message_begins(prot)
     client = C.Client(prot)
     if args.seqid is not None:
         client._seqid = args.seqid
