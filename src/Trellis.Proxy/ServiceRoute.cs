@@ -63,14 +63,15 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         var attempt = 0;
         while (!_stop.IsCancellationRequested)
         {
+            RegistryResolver? resolver = null;
             try
             {
                 var registry = await _proxy.Registry.WaitAsync(_stop.Token).ConfigureAwait(false);
-                var resolver = new RegistryResolver(registry, _proxy.Options.Product, Service, logger: _proxy.Logger);
+                resolver = new RegistryResolver(registry, _proxy.Options.Product, Service, logger: _proxy.Logger);
                 resolver.Updated += update => Apply(update.Instances, save: true);
                 await resolver.StartAsync(_stop.Token).ConfigureAwait(false);
-                _resolver = resolver;
-                Apply(resolver.Instances, save: true);
+                (_resolver, resolver) = (resolver, null);
+                Apply(_resolver.Instances, save: true);
                 _ready.TrySetResult();
                 return;
             }
@@ -84,6 +85,13 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                 attempt++;
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(attempt, 6)))), _stop.Token)
                     .ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (resolver is not null)
+                {
+                    await resolver.DisposeAsync().ConfigureAwait(false); // a watch that failed to start is not left behind
+                }
             }
         }
     }

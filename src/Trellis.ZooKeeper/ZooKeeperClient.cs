@@ -840,7 +840,38 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
     // ------------------------------------------------------------------ closing
 
     /// <summary>Closes the session: the server deletes its ephemeral nodes at once.</summary>
-    public async ValueTask DisposeAsync()
+    /// <remarks>
+    /// Idempotent and safe to call concurrently (a session manager renewing an expired session and its own disposal
+    /// may both close the same client): the later calls wait for the first close.
+    /// </remarks>
+    public ValueTask DisposeAsync()
+    {
+        var closing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (Interlocked.CompareExchange(ref _disposal, closing.Task, null) is { } first)
+        {
+            return new ValueTask(first);
+        }
+
+        _ = CloseAndSignalAsync(closing);
+        return new ValueTask(closing.Task);
+    }
+
+    private Task? _disposal;
+
+    private async Task CloseAndSignalAsync(TaskCompletionSource closing)
+    {
+        try
+        {
+            await CloseSessionAsync().ConfigureAwait(false);
+            closing.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            closing.TrySetException(e);
+        }
+    }
+
+    private async Task CloseSessionAsync()
     {
         Connection? connection;
         lock (_stateLock)
