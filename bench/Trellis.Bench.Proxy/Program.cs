@@ -247,7 +247,7 @@ namespace Trellis.Bench.Proxy
         }
 
         /// <summary>Starts <paramref name="file"/> with its stdin, stdout and stderr piped to this process.</summary>
-        public static Child Start(string name, string file, IEnumerable<string> arguments)
+        public static Child Start(string name, string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
         {
             var info = new ProcessStartInfo(file)
             {
@@ -261,12 +261,17 @@ namespace Trellis.Bench.Proxy
                 info.ArgumentList.Add(argument);
             }
 
+            foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            {
+                info.Environment[key] = value;
+            }
+
             var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {name} ({file})");
             return new Child(name, process);
         }
 
         /// <summary>This program again, with <paramref name="arguments"/>: the apphost directly, or <c>dotnet this.dll</c>.</summary>
-        public static Child StartSelf(string name, IEnumerable<string> arguments)
+        public static Child StartSelf(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
         {
             var host = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this process is unknown");
             var all = new List<string>();
@@ -282,7 +287,7 @@ namespace Trellis.Bench.Proxy
             }
 
             all.AddRange(arguments);
-            return Start(name, host, all);
+            return Start(name, host, all, environment);
         }
 
         /// <summary>The port announced by <c>listening PORT</c>.</summary>
@@ -546,7 +551,19 @@ namespace Trellis.Bench.Proxy
                 string[] proxyExtra = [.. extra, .. args.Contains("--no-inline") ? new[] { "--no-inline" } : [],
                     .. Cli.Value(args, "--backend-framing") is { } framing ? new[] { "--backend-framing", framing } : [],
                     .. Cli.Value(args, "--backend-connections") is { } conns ? new[] { "--backend-connections", conns } : []];
-                var proxy = Child.StartSelf("proxy", ["--role", "proxy", "--backend-port", backendPort.ToString(CultureInfo.InvariantCulture), "--registry", registryDir, .. proxyExtra]);
+                var proxyEnvironment = new Dictionary<string, string>();
+                if (Cli.Value(args, "--proxy-env") is { } assignment)
+                {
+                    var eq = assignment.IndexOf('=', StringComparison.Ordinal);
+                    if (eq <= 0)
+                    {
+                        throw new ArgumentException($"--proxy-env takes NAME=VALUE, not '{assignment}'");
+                    }
+
+                    proxyEnvironment[assignment[..eq]] = assignment[(eq + 1)..];
+                }
+
+                var proxy = Child.StartSelf("proxy", ["--role", "proxy", "--backend-port", backendPort.ToString(CultureInfo.InvariantCulture), "--registry", registryDir, .. proxyExtra], proxyEnvironment);
                 children.Add(proxy);
                 var proxyPort = await proxy.ListeningAsync(startup, ct);
 

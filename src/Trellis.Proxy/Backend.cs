@@ -78,8 +78,11 @@ internal sealed class BackendConnection : IAsyncDisposable
 
         var pending = call.IsOneway ? null : new Pending(call.Method, call.Deadline);
         int seqId;
+        bool busy;
         lock (_pending)
         {
+            // other calls outstanding: more are likely on their way, so this one waits to share their send
+            busy = _pending.Count > 0;
             do
             {
                 seqId = ++_seqId & int.MaxValue;
@@ -95,7 +98,7 @@ internal sealed class BackendConnection : IAsyncDisposable
         bool queued;
         try
         {
-            queued = _send.Write((this, call, seqId), static (output, s) => s.Item1.WriteCall(output, s.call, s.seqId));
+            queued = _send.Write((this, call, seqId), static (output, s) => s.Item1.WriteCall(output, s.call, s.seqId), defer: busy);
         }
         catch
         {

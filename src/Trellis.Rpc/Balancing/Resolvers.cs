@@ -76,10 +76,9 @@ public sealed partial class RegistryResolver(IServiceRegistry registry, string p
         _watch = _proxiesZone is { } zone
             ? await registry.WatchProxiesAsync(product, zone, cancellationToken).ConfigureAwait(false)
             : await registry.WatchAsync(product, service, cancellationToken).ConfigureAwait(false);
+        // armed only while a removal is held, for when the first one runs out: an idle resolver costs no timer ticks
+        _timer = new Timer(_ => Publish(null), null, Timeout.Infinite, Timeout.Infinite);
         _watch.Changed += OnChanged;
-        // held removals expire within a tenth of the hold-down of their time
-        var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(10).Ticks, _holdDown.Ticks / 10));
-        _timer = new Timer(_ => Publish(null), null, tick, tick);
         OnChanged(_watch.Instances);
     }
 
@@ -123,6 +122,11 @@ public sealed partial class RegistryResolver(IServiceRegistry registry, string p
             }
 
             update = _diff.Apply([.. latest, .. _held.Values.Select(h => h.Instance)]);
+            if (_held.Count > 0)
+            {
+                var due = _held.Values.Min(h => h.Until) - now;
+                Rearm(due < MinimumTick ? MinimumTick : due);
+            }
         }
 
         if (update is not null)
@@ -132,6 +136,20 @@ public sealed partial class RegistryResolver(IServiceRegistry registry, string p
     }
 
     private IReadOnlyList<ServiceInstance> _lastSeen = [];
+
+    private static readonly TimeSpan MinimumTick = TimeSpan.FromMilliseconds(10);
+
+    private void Rearm(TimeSpan due)
+    {
+        try
+        {
+            _timer?.Change(due, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // the resolver is being disposed: nothing is held for anyone any more
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -24,8 +24,13 @@ internal sealed class SendQueue : IDisposable
         _onBroken = onBroken;
     }
 
-    /// <summary>Appends one whole frame built by <paramref name="write"/>; false when the queue is closed. A throwing writer leaves nothing behind.</summary>
-    public bool Write<TState>(TState state, WriteFrame<TState> write)
+    /// <summary>
+    /// Appends one whole frame built by <paramref name="write"/>; false when the queue is closed. A throwing writer
+    /// leaves nothing behind. With <paramref name="defer"/> an idle queue does not send on the caller's thread but
+    /// hands the send to the thread pool, so frames that arrive meanwhile (other callers' calls, read from other
+    /// sockets by the same I/O thread) share its one system call; for a caller that knows the connection is busy.
+    /// </summary>
+    public bool Write<TState>(TState state, WriteFrame<TState> write, bool defer = false)
     {
         bool start;
         lock (_lock)
@@ -52,7 +57,14 @@ internal sealed class SendQueue : IDisposable
 
         if (start)
         {
-            _ = SendLoopAsync();
+            if (defer)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static q => _ = q.SendLoopAsync(), this, preferLocal: false);
+            }
+            else
+            {
+                _ = SendLoopAsync();
+            }
         }
 
         return true;
