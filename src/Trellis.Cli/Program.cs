@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Trellis.Cli;
 
-if (args.Length > 0 && args[0] == "proxy")
+if (args.Length > 0 && args[0] is "proxy" or "balancer")
 {
     Trellis.Proxy.ProxyServer.UseInlineSocketCompletions(); // before any socket exists
 }
@@ -10,6 +10,7 @@ var root = new RootCommand("Trellis: Thrift RPC for .NET")
 {
     GenCommand.Create(),
     ProxyCommand.Create(),
+    BalancerCommand.Create(),
 };
 
 // the proxy drains calls in flight on SIGTERM (DrainSeconds): the parser must not end the process 2 s after the signal

@@ -80,7 +80,19 @@ internal static class ProxyCommand
     }
 
     /// <summary>Exit codes: 0 stopped cleanly, 2 a configuration problem (said on stderr).</summary>
-    public static async Task<int> RunAsync(string? configFile, IReadOnlyDictionary<string, string?> overrides, TextWriter stderr, CancellationToken cancellationToken)
+    public static Task<int> RunAsync(string? configFile, IReadOnlyDictionary<string, string?> overrides, TextWriter stderr, CancellationToken cancellationToken) =>
+        RunHostAsync("proxy", configFile, overrides, stderr, ProxyConfiguration.Admin, ProxyConfiguration.Drain,
+            (services, configuration) => services.AddTrellisProxy(configuration),
+            web => web.MapTrellisProxyAdmin(web.Services.GetRequiredService<ProxyServer>()), cancellationToken);
+
+    /// <summary>
+    /// Runs a long-lived command's host: configuration from the file, the environment and the options; console or
+    /// journal logging; Kestrel for the admin endpoint only when an admin address is set. Exit codes: 0 stopped
+    /// cleanly, 2 a configuration problem (said on stderr).
+    /// </summary>
+    public static async Task<int> RunHostAsync(string name, string? configFile, IReadOnlyDictionary<string, string?> overrides, TextWriter stderr,
+        Func<IConfiguration, string?> admin, Func<IConfiguration, TimeSpan> drain, Action<IServiceCollection, IConfiguration> addServices,
+        Action<WebApplication> mapAdmin, CancellationToken cancellationToken)
     {
         IHost app;
         try
@@ -105,11 +117,11 @@ internal static class ProxyCommand
 
             configuration.AddEnvironmentVariables();
             configuration.AddInMemoryCollection(overrides);
-            var adminAddress = ProxyConfiguration.Admin(configuration);
+            var adminAddress = admin(configuration);
             if (adminAddress is null)
             {
                 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Configuration = configuration });
-                Configure(builder.Services, builder.Logging, configuration);
+                Configure(builder.Services, builder.Logging, configuration, drain, addServices);
                 app = builder.Build();
             }
             else
@@ -123,17 +135,17 @@ internal static class ProxyCommand
                 });
                 builder.Configuration.Sources.Clear();
                 builder.Configuration.AddConfiguration(configuration);
-                Configure(builder.Services, builder.Logging, configuration);
+                Configure(builder.Services, builder.Logging, configuration, drain, addServices);
                 var uri = new Uri("http://" + adminAddress);
                 builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Parse(uri.Host == "localhost" ? "127.0.0.1" : uri.Host), uri.Port));
                 var web = builder.Build();
-                web.MapTrellisProxyAdmin(web.Services.GetRequiredService<ProxyServer>());
+                mapAdmin(web);
                 app = web;
             }
         }
         catch (Exception e) when (e is FormatException or InvalidOperationException or FileNotFoundException or ArgumentException or UriFormatException or InvalidDataException)
         {
-            await stderr.WriteLineAsync($"trellis proxy: {e.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"trellis {name}: {e.Message}").ConfigureAwait(false);
             return 2;
         }
 
@@ -146,7 +158,7 @@ internal static class ProxyCommand
             catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or InvalidOperationException or UnauthorizedAccessException)
             {
                 // an address in use, a socket directory others can write, …: a configuration problem, said plainly
-                await stderr.WriteLineAsync($"trellis proxy: cannot start: {e.Message}").ConfigureAwait(false);
+                await stderr.WriteLineAsync($"trellis {name}: cannot start: {e.Message}").ConfigureAwait(false);
                 return 2;
             }
 
@@ -156,7 +168,8 @@ internal static class ProxyCommand
         return 0;
     }
 
-    private static void Configure(IServiceCollection services, ILoggingBuilder logging, ConfigurationManager configuration)
+    private static void Configure(IServiceCollection services, ILoggingBuilder logging, ConfigurationManager configuration,
+        Func<IConfiguration, TimeSpan> drain, Action<IServiceCollection, IConfiguration> addServices)
     {
         var verbose = configuration["Trellis:Verbose"] is "true" or "True" or "1";
         logging.ClearProviders();
@@ -175,9 +188,9 @@ internal static class ProxyCommand
 
         logging.SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information);
         logging.AddFilter("Microsoft", LogLevel.Warning);
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = ProxyConfiguration.Drain(configuration) + TimeSpan.FromSeconds(5));
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = drain(configuration) + TimeSpan.FromSeconds(10));
         services.AddSingleton<IConfiguration>(configuration); // the hosted service reloads this one on SIGHUP
-        services.AddTrellisProxy(configuration);
+        addServices(services, configuration);
     }
 
     /// <summary>The original rpc_proxy config.ini as a configuration source (mapped to the Trellis keys).</summary>

@@ -60,6 +60,12 @@ internal sealed class BackendConnection : IAsyncDisposable
         instance.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
         instance.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary);
 
+    /// <summary>A connection a worker opened to the balancer's back address: the worker serves calls on it.</summary>
+    public static BackendConnection FromSocket(Socket socket, ServiceInstance instance, ThriftLimits limits) => new(socket, instance, limits);
+
+    /// <summary>Completes with the reason once the connection has ended.</summary>
+    public Task<Exception> Closed => _broken.Task;
+
     public static async Task<BackendConnection> ConnectAsync(ServiceInstance instance, ProxyOptions options, CancellationToken cancellationToken)
     {
         var endpoint = instance.Endpoint();
@@ -126,7 +132,9 @@ internal sealed class BackendConnection : IAsyncDisposable
     private void WriteCall(PooledBufferWriter output, ForwardCall call, int seqId)
     {
         // a multiplexed instance takes service:method; one that serves a single service takes the bare name
-        var name = Instance.Multiplexed ? call.Name : call.Method;
+        var name = !Instance.Multiplexed ? call.Method
+            : call.Name.Length > call.Method.Length ? call.Name
+            : call.Service + MultiplexedName.Separator + call.Method; // a bare name the balancer took for its service
         THeaderInfo? info = null;
         if (Encoding.Framing == ThriftFraming.Header)
         {

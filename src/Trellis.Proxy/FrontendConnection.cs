@@ -150,7 +150,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
             return;
         }
 
-        if (name.Service is not { } service)
+        if ((name.Service ?? (name.IsBare ? options.DefaultService : null)) is not { } service)
         {
             Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0, new TApplicationException(TApplicationExceptionType.UnknownMethod, name.Error!));
             return;

@@ -127,13 +127,17 @@ internal sealed class NameCache
 /// <summary>A call's name: the whole (restored on the reply), its service and method, or why it cannot be routed.</summary>
 internal sealed class ParsedName
 {
-    private ParsedName(string name, string? service, string method, string? error)
+    private ParsedName(string name, string? service, string method, string? error, bool isBare = false)
     {
         Name = name;
         Service = service;
         Method = method;
         Error = error;
+        IsBare = isBare;
     }
+
+    /// <summary>A well-formed method name without <c>service:</c> (what a stock client of one service sends).</summary>
+    public bool IsBare { get; }
 
     public string Name { get; }
 
@@ -147,7 +151,7 @@ internal sealed class ParsedName
     {
         if (!MultiplexedName.TryParse(name, out var service, out var method, out var error) || service is null)
         {
-            return new ParsedName(name, null, method, error ?? $"'{MultiplexedName.ForEcho(name)}' names no service: call the proxy as service:method");
+            return new ParsedName(name, null, method, error ?? $"'{MultiplexedName.ForEcho(name)}' names no service: call the proxy as service:method", isBare: error is null);
         }
 
         return new ParsedName(name, service, method, null);

@@ -62,6 +62,9 @@ public sealed class ProxyOptions
 
     public UnixFileMode UnixSocketMode { get; set; } = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
 
+    /// <summary>The service a bare method name (no <c>service:</c>) means, or null to refuse such names (the balancer sets its own service).</summary>
+    public string? DefaultService { get; set; }
+
     /// <summary>Per-service settings, by service name.</summary>
     public IDictionary<string, ProxyServiceOptions> Services { get; } = new Dictionary<string, ProxyServiceOptions>(StringComparer.Ordinal);
 

@@ -221,10 +221,19 @@ public sealed partial class ProxyServer : IAsyncDisposable
         _ = ForwardAsync(call);
     }
 
+    /// <summary>The balancer's workers: when set, every call goes to them instead of a route from the registry.</summary>
+    internal Balancer.WorkerPool? Pool { get; set; }
+
     private async Task ForwardAsync(ForwardCall call)
     {
         try
         {
+            if (Pool is { } pool)
+            {
+                await ForwardToWorkerAsync(pool, call).ConfigureAwait(false);
+                return;
+            }
+
             var route = Route(call.Service);
             if (route.Set.Endpoints.Length == 0 && !route.Ready.IsCompleted)
             {
@@ -341,6 +350,26 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
     }
 
+    private async Task ForwardToWorkerAsync(Balancer.WorkerPool pool, ForwardCall call)
+    {
+        if (!string.Equals(call.Service, pool.Service, StringComparison.Ordinal))
+        {
+            Stats.Unknown();
+            throw new TApplicationException(TApplicationExceptionType.UnknownMethod,
+                $"unknown service '{call.Service}': this balancer serves {pool.Service} only");
+        }
+
+        var reply = await pool.SendAsync(call).ConfigureAwait(false);
+        using (reply.Body)
+        {
+            if (!call.IsOneway)
+            {
+                Stats.Replied();
+                call.Client.Reply(call, reply);
+            }
+        }
+    }
+
     private static TimeSpan Left(ForwardCall call) => Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), call.Deadline);
 
     /// <summary>The key for consistent hashing: THeader info key <c>trellis-hash-key</c> when the caller sets one.</summary>
@@ -440,6 +469,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
             quiet = Volatile.Read(ref _inFlight) == 0 ? quiet + 1 : 0;
             var now = Stopwatch.GetTimestamp();
+            Pool?.Expire(now);
             foreach (var connection in _backends.Keys)
             {
                 if (connection.IsBroken)

@@ -116,7 +116,11 @@ internal sealed class TrellisProxyProcess : IAsyncDisposable
     private TrellisProxyProcess(Process process) => _process = process;
 
     /// <summary>Starts <c>trellis proxy ARGS</c> and waits until <paramref name="socket"/> exists.</summary>
-    public static async Task<TrellisProxyProcess> StartAsync(string socket, params string[] args)
+    public static Task<TrellisProxyProcess> StartAsync(string socket, params string[] args) =>
+        StartAsync("proxy", () => File.Exists(socket), "the local proxy's socket", args);
+
+    /// <summary>Starts <c>trellis COMMAND ARGS</c> and waits until <paramref name="ready"/> holds.</summary>
+    public static async Task<TrellisProxyProcess> StartAsync(string command, Func<bool> ready, string what, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -124,7 +128,7 @@ internal sealed class TrellisProxyProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "trellis.dll"), "proxy" }.Concat(args))
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "trellis.dll"), command }.Concat(args))
         {
             info.ArgumentList.Add(arg);
         }
@@ -137,8 +141,8 @@ internal sealed class TrellisProxyProcess : IAsyncDisposable
         var proxy = new TrellisProxyProcess(process);
         try
         {
-            await Wait.UntilAsync(() => File.Exists(socket) || process.HasExited, TimeSpan.FromSeconds(30), "the local proxy's socket");
-            Assert.False(process.HasExited, "trellis proxy exited at start");
+            await Wait.UntilAsync(() => ready() || process.HasExited, TimeSpan.FromSeconds(60), what);
+            Assert.False(process.HasExited, $"trellis {command} exited at start");
             return proxy;
         }
         catch
