@@ -30,7 +30,7 @@ internal static class BalancerCommand
         var ipPrefix = new Option<string?>("--ip-prefix") { Description = "Register the local IPv4 address starting with this (config.ini 'ip_prefix')" };
         var maxRequests = new Option<int?>("--max-requests") { Description = "Replace a worker after this many calls" };
         var maxMemory = new Option<int?>("--max-memory-mb") { Description = "Replace a worker once it holds this many MiB" };
-        var admin = new Option<string?>("--admin") { Description = "host:port of the health and metrics endpoint (/health, /metrics)" };
+        var admin = new Option<string?>("--admin") { Description = "host:port of the admin endpoint (/health, /metrics, /workers)" };
         var command = new Command("balancer", "Run a pool of single-threaded worker processes behind one registered service")
         {
             config, service, worker, workers, poolSize, listen, port, back, product, zk, localRegistry, host, ipPrefix, maxRequests, maxMemory, admin,
@@ -86,7 +86,7 @@ internal static class BalancerCommand
                     return r.DeregisterDelay + r.DrainTimeout + w.StopTimeout;
                 },
                 (services, configuration) => services.AddTrellisBalancer(configuration),
-                web => web.MapTrellisProxyAdmin(web.Services.GetRequiredService<ProxyServer>()), cancellationToken).ConfigureAwait(false);
+                web => web.MapTrellisBalancerAdmin(web.Services.GetRequiredService<WorkerBalancer>()), cancellationToken).ConfigureAwait(false);
         });
         return command;
     }

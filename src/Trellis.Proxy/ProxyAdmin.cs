@@ -63,3 +63,73 @@ public static class ProxyAdmin
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 }
+
+/// <summary>
+/// The balancer's admin endpoint: <c>/health</c> (200 while serving, 503 while stopping or with no worker ready),
+/// <c>/metrics</c> (the front end's counters plus the workers') and <c>/workers</c> (JSON: each worker's state).
+/// </summary>
+public static class BalancerAdmin
+{
+    public static IEndpointRouteBuilder MapTrellisBalancerAdmin(this IEndpointRouteBuilder endpoints, Balancer.WorkerBalancer balancer)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(balancer);
+        endpoints.MapGet("/health", () =>
+        {
+            var ready = balancer.Workers.Count(w => w.State == Balancer.WorkerState.Ready);
+            return balancer.Front.IsStopping ? Results.Text("stopping\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+                : ready == 0 ? Results.Text("no worker ready\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+                : Results.Text($"ok ({ready} workers ready{(balancer.Registration is null ? ", not registered yet" : "")})\n");
+        });
+        endpoints.MapGet("/metrics", () => Results.Text(Metrics(balancer), "text/plain; version=0.0.4"));
+        endpoints.MapGet("/workers", () => Results.Text(WorkersJson(balancer), "application/json"));
+        return endpoints;
+    }
+
+    private static string Metrics(Balancer.WorkerBalancer balancer)
+    {
+        var text = new System.Text.StringBuilder(balancer.Stats.ToPrometheus());
+        var workers = balancer.Workers;
+        text.Append("# TYPE trellis_balancer_workers gauge\n");
+        foreach (var state in Enum.GetValues<Balancer.WorkerState>())
+        {
+            text.Append(CultureInfo.InvariantCulture, $"trellis_balancer_workers{{state=\"{state.ToString().ToLowerInvariant()}\"}} {workers.Count(w => w.State == state)}\n");
+        }
+
+        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_queued gauge\ntrellis_balancer_queued {balancer.Queued}\n");
+        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_restarts_total counter\ntrellis_balancer_restarts_total {balancer.Restarts}\n");
+        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_recycled_total counter\ntrellis_balancer_recycled_total {balancer.Recycled}\n");
+        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_killed_total counter\ntrellis_balancer_killed_total {balancer.Killed}\n");
+        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_overloaded_total counter\ntrellis_balancer_overloaded_total {balancer.Overloaded}\n");
+        return text.ToString();
+    }
+
+    private static string WorkersJson(Balancer.WorkerBalancer balancer)
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("service", balancer.Service);
+            json.WriteBoolean("registered", balancer.Registration is not null);
+            json.WriteNumber("queued", balancer.Queued);
+            json.WriteStartArray("workers");
+            foreach (var worker in balancer.Workers)
+            {
+                json.WriteStartObject();
+                json.WriteString("id", worker.Id);
+                json.WriteNumber("pid", worker.Pid);
+                json.WriteString("state", worker.State.ToString().ToLowerInvariant());
+                json.WriteNumber("inFlight", worker.InFlight);
+                json.WriteNumber("calls", worker.Calls);
+                json.WriteBoolean("external", worker.External);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+}

@@ -346,9 +346,10 @@ public sealed class BalancerProgramTests : IDisposable
             back_address={Path.Combine(_root, "back.sock")}
             """);
         var record = Path.Combine(registryDir, "p", "services", "Worker", "instances");
+        var admin = LoopbackPorts.Free();
         await using var balancer = await TrellisProxyProcess.StartAsync("balancer",
             () => Directory.Exists(record) && Directory.EnumerateFiles(record).Any(), "the balancer's registration",
-            "--config", ini, "--local-registry", registryDir, "--workers", "2", "--worker-command", BalancerRig.Command());
+            "--config", ini, "--local-registry", registryDir, "--workers", "2", "--worker-command", BalancerRig.Command(), "--admin", $"127.0.0.1:{admin}");
         var instance = ServiceInstance.TryParse(File.ReadAllBytes(Directory.EnumerateFiles(record).Single()));
         Assert.NotNull(instance);
         Assert.Equal(("127.0.0.1", port), (instance.Host, instance.Port));
@@ -363,6 +364,14 @@ public sealed class BalancerProgramTests : IDisposable
         }
 
         Assert.Equal(2, pids.Count);
+        using (var http = new HttpClient())
+        {
+            Assert.StartsWith("ok (2 workers ready", await http.GetStringAsync($"http://127.0.0.1:{admin}/health"));
+            Assert.Contains("trellis_balancer_workers{state=\"ready\"} 2", await http.GetStringAsync($"http://127.0.0.1:{admin}/metrics"));
+            var workers = await http.GetStringAsync($"http://127.0.0.1:{admin}/workers");
+            Assert.All(pids, pid => Assert.Contains($"\"pid\": {pid}", workers));
+        }
+
         var slow = client.SleepAsync(1500);
         await Task.Delay(200);
         balancer.Terminate();
