@@ -4,6 +4,7 @@ using Trellis.Rpc;
 using Trellis.Rpc.Registry;
 using Trellis.Samples.Worker;
 using Trellis.Thrift;
+using Trellis.ZooKeeper;
 using Xunit.Abstractions;
 
 namespace Trellis.Proxy.Tests;
@@ -289,6 +290,35 @@ public sealed class BalancerTests(ITestOutputHelper output)
         Assert.Contains("no workers", e.Message);
         e = Assert.Throws<ArgumentException>(() => new WorkerBalancer(new BalancerOptions { Command = "w {socket}" }, new ProxyOptions(), (IServiceRegistry?)null));
         Assert.Contains("no service", e.Message);
+    }
+
+    [Fact]
+    public async Task InZooKeeper_TheServiceIsRegisteredOnlyOnceAWorkerIsReady_AndGoneAfterTheStop()
+    {
+        await using var ensemble = await ZooKeeperEnsemble.StartAsync();
+        var zk = new ZooKeeperOptions { ConnectString = ensemble.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10) };
+        var product = "p" + Guid.NewGuid().ToString("N")[..8];
+        await using var registry = await ZooKeeperRegistry.ConnectAsync(zk);
+        await using var reader = await ZooKeeperClient.ConnectAsync(zk);
+        var instances = $"/trellis/{product}/services/Worker/instances";
+        // a worker that takes a while to start: nothing may be registered before it accepts
+        var slowStart = $"/bin/sh -c 'sleep 1.5 && exec {BalancerRig.Command()}'";
+        await using var rig = await BalancerRig.StartAsync(o => { o.Workers = 1; o.Command = slowStart; }, f => f.Product = product,
+            registry: registry, registration: new BalancerRegistration { InstanceId = "b1", AdvertisedHost = "127.0.0.1", DeregisterDelay = TimeSpan.FromMilliseconds(200) },
+            waitForAll: false);
+        await Task.Delay(500);
+        Assert.Equal(WorkerState.Starting, rig.Balancer.Workers.Single().State);
+        Assert.Null(await reader.ExistsAsync($"{instances}/b1"));
+
+        await rig.AllReadyAsync(1);
+        await Wait.UntilAsync(() => reader.ExistsAsync($"{instances}/b1").Result is not null, TimeSpan.FromSeconds(10), "the instance node");
+        var (data, _) = await reader.GetDataAsync($"{instances}/b1");
+        var record = ServiceInstance.TryParse(data);
+        Assert.NotNull(record);
+        Assert.Equal(("127.0.0.1", rig.Tcp.Port, "header"), (record.Host, record.Port, record.Framing));
+
+        await rig.Balancer.StopAsync();
+        Assert.Null(await reader.ExistsAsync($"{instances}/b1"));
     }
 
     [Fact]
