@@ -60,17 +60,7 @@ internal static class BalancerCommand
             Set("Trellis:Balancer:MaxRequestsPerWorker", Text(result.GetValue(maxRequests)));
             Set("Trellis:Balancer:MaxWorkerMemoryMb", Text(result.GetValue(maxMemory)));
             Set("Trellis:Balancer:Admin", result.GetValue(admin));
-            if (result.GetValue(zk) is { Length: > 0 } connect)
-            {
-                Set("Trellis:ZooKeeper:ConnectString", connect);
-                Set("Trellis:Registry", "zookeeper");
-            }
-
-            if (result.GetValue(localRegistry) is { Length: > 0 } dir)
-            {
-                Set("Trellis:LocalRegistryPath", dir);
-                Set("Trellis:Registry", "local");
-            }
+            ProxyCommand.SetRegistry(result.GetValue(zk), result.GetValue(localRegistry), Set);
 
             var addresses = result.GetValue(listen) ?? [];
             for (var i = 0; i < addresses.Length; i++)

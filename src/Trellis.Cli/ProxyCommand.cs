@@ -46,17 +46,7 @@ internal static class ProxyCommand
             }
 
             Set("Trellis:Product", result.GetValue(product));
-            if (result.GetValue(zk) is { Length: > 0 } connect)
-            {
-                Set("Trellis:ZooKeeper:ConnectString", connect);
-                Set("Trellis:Registry", "zookeeper");
-            }
-
-            if (result.GetValue(localRegistry) is { Length: > 0 } dir)
-            {
-                Set("Trellis:LocalRegistryPath", dir);
-                Set("Trellis:Registry", "local");
-            }
+            ProxyCommand.SetRegistry(result.GetValue(zk), result.GetValue(localRegistry), Set);
 
             var addresses = result.GetValue(listen) ?? [];
             for (var i = 0; i < addresses.Length; i++)
@@ -77,6 +67,22 @@ internal static class ProxyCommand
             return await RunAsync(result.GetValue(config), overrides, Console.Error, cancellationToken).ConfigureAwait(false);
         });
         return command;
+    }
+
+    /// <summary>--zk chooses ZooKeeper, --local-registry the local file registry.</summary>
+    public static void SetRegistry(string? zk, string? localRegistry, Action<string, string?> set)
+    {
+        if (zk is { Length: > 0 })
+        {
+            set("Trellis:ZooKeeper:ConnectString", zk);
+            set("Trellis:Registry", "zookeeper");
+        }
+
+        if (localRegistry is { Length: > 0 })
+        {
+            set("Trellis:LocalRegistryPath", localRegistry);
+            set("Trellis:Registry", "local");
+        }
     }
 
     /// <summary>Exit codes: 0 stopped cleanly, 2 a configuration problem (said on stderr).</summary>

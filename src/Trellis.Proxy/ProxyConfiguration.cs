@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Trellis.Hosting;
 using Trellis.Rpc;
@@ -31,36 +30,36 @@ public static class ProxyConfiguration
             Zone = section["Zone"] ?? "",
             Host = section["Host"],
             Strategy = section["Strategy"] ?? "p2c",
-            Locality = Bool(section, "Locality") ?? true,
-            Central = Bool(section, "Central") ?? false,
+            Locality = ConfigValues.Bool(section, "Locality") ?? true,
+            Central = ConfigValues.Bool(section, "Central") ?? false,
             InstanceId = section["InstanceId"],
             SnapshotDirectory = section["SnapshotDirectory"] ?? DefaultSnapshotDirectory(),
         };
-        if (Int(section, "TimeoutMs") is { } timeout)
+        if (ConfigValues.Int(section, "TimeoutMs") is { } timeout)
         {
             options.DefaultTimeout = TimeSpan.FromMilliseconds(timeout);
         }
 
-        if (Int(section, "ConnectTimeoutMs") is { } connect)
+        if (ConfigValues.Int(section, "ConnectTimeoutMs") is { } connect)
         {
             options.ConnectTimeout = TimeSpan.FromMilliseconds(connect);
         }
 
-        options.ConnectionsPerBackend = Int(section, "ConnectionsPerBackend") ?? options.ConnectionsPerBackend;
-        options.MaxPoolPerBackend = Int(section, "MaxPoolPerBackend") ?? options.MaxPoolPerBackend;
-        options.MaxInFlightPerConnection = Int(section, "MaxInFlightPerConnection") ?? options.MaxInFlightPerConnection;
-        options.MaxRetries = Int(section, "MaxRetries") ?? options.MaxRetries;
+        options.ConnectionsPerBackend = ConfigValues.Int(section, "ConnectionsPerBackend") ?? options.ConnectionsPerBackend;
+        options.MaxPoolPerBackend = ConfigValues.Int(section, "MaxPoolPerBackend") ?? options.MaxPoolPerBackend;
+        options.MaxInFlightPerConnection = ConfigValues.Int(section, "MaxInFlightPerConnection") ?? options.MaxInFlightPerConnection;
+        options.MaxRetries = ConfigValues.Int(section, "MaxRetries") ?? options.MaxRetries;
 
         // ListenOnly (what `trellis proxy --listen` sets) replaces the configured addresses instead of adding to them
         var only = section.GetSection("ListenOnly").GetChildren().Select(c => c.Value).OfType<string>().ToList();
         foreach (var listen in only.Count > 0 ? only : section.GetSection("Listen").GetChildren().Select(c => c.Value).OfType<string>())
         {
-            options.Listen.Add(Endpoint(listen, $"{Section}:Listen"));
+            options.Listen.Add(ConfigValues.Endpoint(listen, $"{Section}:Listen"));
         }
 
         if (only.Count == 0 && configuration["Trellis:ProxyAddress"] is { Length: > 0 } address)
         {
-            var endpoint = Endpoint(address, "Trellis:ProxyAddress (proxy_address)");
+            var endpoint = ConfigValues.Endpoint(address, "Trellis:ProxyAddress (proxy_address)");
             if (!options.Listen.Contains(endpoint))
             {
                 options.Listen.Add(endpoint);
@@ -70,7 +69,7 @@ public static class ProxyConfiguration
         foreach (var service in section.GetSection("Services").GetChildren())
         {
             var own = new ProxyServiceOptions { Strategy = service["Strategy"] };
-            if (Int(service, "TimeoutMs") is { } ms)
+            if (ConfigValues.Int(service, "TimeoutMs") is { } ms)
             {
                 own.Timeout = TimeSpan.FromMilliseconds(ms);
             }
@@ -91,7 +90,7 @@ public static class ProxyConfiguration
 
     /// <summary>How long a graceful stop waits for calls in flight.</summary>
     public static TimeSpan Drain(IConfiguration configuration) =>
-        TimeSpan.FromSeconds(Int(configuration?.GetSection(Section) ?? throw new ArgumentNullException(nameof(configuration)), "DrainSeconds") ?? 10);
+        TimeSpan.FromSeconds(ConfigValues.Int(configuration?.GetSection(Section) ?? throw new ArgumentNullException(nameof(configuration)), "DrainSeconds") ?? 10);
 
     /// <summary>The registry settings (<c>Trellis:Registry</c>, <c>Trellis:ZooKeeper</c>, <c>Trellis:LocalRegistryPath</c>).</summary>
     public static TrellisOptions Registry(IConfiguration configuration)
@@ -103,29 +102,4 @@ public static class ProxyConfiguration
 
     private static string DefaultSnapshotDirectory() =>
         Path.Combine(Environment.GetEnvironmentVariable("STATE_DIRECTORY") is { Length: > 0 } state ? state : Path.Combine(Path.GetTempPath(), "trellis-proxy-" + Environment.UserName), "snapshot");
-
-    private static RpcEndpoint Endpoint(string text, string key)
-    {
-        try
-        {
-            // the original proxy_address: a bare path is a Unix socket, host:port is TCP
-            return RpcEndpoint.Parse(text);
-        }
-        catch (Exception e) when (e is ArgumentException or FormatException)
-        {
-            throw new FormatException($"{key}: '{text}' is not an address (unix:///path, /path, tcp://host:port or host:port): {e.Message}", e);
-        }
-    }
-
-    private static int? Int(IConfiguration section, string key) =>
-        section[key] is not { Length: > 0 } text ? null
-        : int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value
-        : throw new FormatException($"{Section}:{key}: '{text}' is not a whole number");
-
-    private static bool? Bool(IConfiguration section, string key) =>
-        section[key] is not { Length: > 0 } text ? null
-        : bool.TryParse(text, out var value) ? value
-        : text is "1" or "yes" or "on" ? true
-        : text is "0" or "no" or "off" ? false
-        : throw new FormatException($"{Section}:{key}: '{text}' is not true or false");
 }

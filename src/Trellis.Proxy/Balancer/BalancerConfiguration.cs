@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Trellis.Rpc;
 
@@ -33,43 +32,43 @@ public static class BalancerConfiguration
             SocketDirectory = section["SocketDirectory"] is { Length: > 0 } dir ? dir : null,
             WorkerFraming = section["WorkerFraming"] ?? "framed",
             WorkerProtocol = section["WorkerProtocol"] ?? "binary",
-            WorkerMultiplexed = Bool(section, "WorkerMultiplexed") ?? false,
+            WorkerMultiplexed = ConfigValues.Bool(section, "WorkerMultiplexed") ?? false,
         };
-        workers.Workers = Int(section, "Workers") ?? workers.Workers;
-        workers.WorkerPoolSize = Int(configuration, "Trellis:WorkerPoolSize") ?? workers.WorkerPoolSize;
-        workers.QueueSize = Int(section, "QueueSize") ?? workers.QueueSize;
-        workers.MaxRequestsPerWorker = Int(section, "MaxRequestsPerWorker") ?? workers.MaxRequestsPerWorker;
-        workers.MaxWorkerMemoryMb = Int(section, "MaxWorkerMemoryMb") ?? workers.MaxWorkerMemoryMb;
-        if (Int(section, "QueueTimeoutMs") is { } queue)
+        workers.Workers = ConfigValues.Int(section, "Workers") ?? workers.Workers;
+        workers.WorkerPoolSize = ConfigValues.Int(configuration, "Trellis:WorkerPoolSize") ?? workers.WorkerPoolSize;
+        workers.QueueSize = ConfigValues.Int(section, "QueueSize") ?? workers.QueueSize;
+        workers.MaxRequestsPerWorker = ConfigValues.Int(section, "MaxRequestsPerWorker") ?? workers.MaxRequestsPerWorker;
+        workers.MaxWorkerMemoryMb = ConfigValues.Int(section, "MaxWorkerMemoryMb") ?? workers.MaxWorkerMemoryMb;
+        if (ConfigValues.Int(section, "QueueTimeoutMs") is { } queue)
         {
             workers.QueueTimeout = TimeSpan.FromMilliseconds(queue);
         }
 
-        if (Int(section, "StartTimeoutSeconds") is { } start)
+        if (ConfigValues.Int(section, "StartTimeoutSeconds") is { } start)
         {
             workers.StartTimeout = TimeSpan.FromSeconds(start);
         }
 
-        if (Int(section, "StopTimeoutSeconds") is { } stop)
+        if (ConfigValues.Int(section, "StopTimeoutSeconds") is { } stop)
         {
             workers.StopTimeout = TimeSpan.FromSeconds(stop);
         }
 
         if (configuration["Trellis:BackAddress"] is { Length: > 0 } back)
         {
-            workers.BackAddress = Endpoint(back, "Trellis:BackAddress (back_address)");
+            workers.BackAddress = ConfigValues.Endpoint(back, "Trellis:BackAddress (back_address)");
         }
 
         var front = new ProxyOptions
         {
             Product = configuration["Trellis:Product"] is { Length: > 0 } product ? product : "default",
         };
-        if (Int(section, "TimeoutMs") is { } timeout)
+        if (ConfigValues.Int(section, "TimeoutMs") is { } timeout)
         {
             front.DefaultTimeout = TimeSpan.FromMilliseconds(timeout);
         }
 
-        if (Int(configuration, "Trellis:Server:Port") is { } port)
+        if (ConfigValues.Int(configuration, "Trellis:Server:Port") is { } port)
         {
             // front_port: every interface, as the original balancer listened
             front.Listen.Add(RpcEndpoint.Tcp("0.0.0.0", port));
@@ -77,7 +76,7 @@ public static class BalancerConfiguration
 
         foreach (var listen in section.GetSection("Listen").GetChildren().Select(c => c.Value).OfType<string>())
         {
-            var endpoint = Endpoint(listen, $"{Section}:Listen");
+            var endpoint = ConfigValues.Endpoint(listen, $"{Section}:Listen");
             if (!front.Listen.Contains(endpoint))
             {
                 front.Listen.Add(endpoint);
@@ -90,8 +89,8 @@ public static class BalancerConfiguration
             IpPrefix = configuration["Trellis:Server:IpPrefix"] is { Length: > 0 } prefix ? prefix : null,
             InstanceId = section["InstanceId"] is { Length: > 0 } id ? id : null,
             Zone = section["Zone"] ?? "",
-            DeregisterDelay = TimeSpan.FromSeconds(Int(section, "DeregisterDelaySeconds") ?? 2),
-            DrainTimeout = TimeSpan.FromSeconds(Int(section, "DrainSeconds") ?? 10),
+            DeregisterDelay = TimeSpan.FromSeconds(ConfigValues.Int(section, "DeregisterDelaySeconds") ?? 2),
+            DrainTimeout = TimeSpan.FromSeconds(ConfigValues.Int(section, "DrainSeconds") ?? 10),
         };
         return (workers, front, registration);
     }
@@ -102,28 +101,4 @@ public static class BalancerConfiguration
 
     /// <summary>The admin (health and metrics) address, or null for none.</summary>
     public static string? Admin(IConfiguration configuration) => configuration?[$"{Section}:Admin"] is { Length: > 0 } admin ? admin : null;
-
-    private static RpcEndpoint Endpoint(string text, string key)
-    {
-        try
-        {
-            return RpcEndpoint.Parse(text);
-        }
-        catch (Exception e) when (e is ArgumentException or FormatException)
-        {
-            throw new FormatException($"{key}: '{text}' is not an address (unix:///path, /path, tcp://host:port or host:port): {e.Message}", e);
-        }
-    }
-
-    private static int? Int(IConfiguration section, string key) =>
-        section[key] is not { Length: > 0 } text ? null
-        : int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value
-        : throw new FormatException($"{(section is IConfigurationSection s ? s.Path + ":" : "")}{key}: '{text}' is not a whole number");
-
-    private static bool? Bool(IConfiguration section, string key) =>
-        section[key] is not { Length: > 0 } text ? null
-        : bool.TryParse(text, out var value) ? value
-        : text is "1" or "yes" or "on" ? true
-        : text is "0" or "no" or "off" ? false
-        : throw new FormatException($"{Section}:{key}: '{text}' is not true or false");
 }
