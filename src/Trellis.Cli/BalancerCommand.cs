@@ -30,10 +30,11 @@ internal static class BalancerCommand
         var ipPrefix = new Option<string?>("--ip-prefix") { Description = "Register the local IPv4 address starting with this (config.ini 'ip_prefix')" };
         var maxRequests = new Option<int?>("--max-requests") { Description = "Replace a worker after this many calls" };
         var maxMemory = new Option<int?>("--max-memory-mb") { Description = "Replace a worker once it holds this many MiB" };
+        var socketDir = new Option<string?>("--socket-dir") { Description = "Where the workers' Unix sockets go (default: a private temp directory)" };
         var admin = new Option<string?>("--admin") { Description = "host:port of the admin endpoint (/health, /metrics, /workers)" };
         var command = new Command("balancer", "Run a pool of single-threaded worker processes behind one registered service")
         {
-            config, service, worker, workers, poolSize, listen, port, back, product, zk, localRegistry, host, ipPrefix, maxRequests, maxMemory, admin,
+            config, service, worker, workers, poolSize, listen, port, back, product, zk, localRegistry, host, ipPrefix, maxRequests, maxMemory, socketDir, admin,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -60,6 +61,7 @@ internal static class BalancerCommand
             Set("Trellis:Balancer:MaxRequestsPerWorker", Text(result.GetValue(maxRequests)));
             Set("Trellis:Balancer:MaxWorkerMemoryMb", Text(result.GetValue(maxMemory)));
             Set("Trellis:Balancer:Admin", result.GetValue(admin));
+            Set("Trellis:Balancer:SocketDirectory", result.GetValue(socketDir));
             ProxyCommand.SetRegistry(result.GetValue(zk), result.GetValue(localRegistry), Set);
 
             var addresses = result.GetValue(listen) ?? [];

@@ -122,7 +122,14 @@ public sealed partial class ProxyServer : IAsyncDisposable
         _listeners.Start(_options.Listen, _options.UnixSocketMode, _options.FrameReadTimeout, _options.IdleTimeout, _stopping.Token);
         foreach (var bound in _listeners.Bound)
         {
-            LogListening(Logger, bound, _options.Product);
+            if (_options.DefaultService is { } service)
+            {
+                LogBalancerListening(Logger, bound, _options.Product, service);
+            }
+            else
+            {
+                LogListening(Logger, bound, _options.Product);
+            }
         }
 
         _connecting = Task.Run(ConnectRegistryAsync, CancellationToken.None);
@@ -618,6 +625,9 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "proxy for product {Product} listening on {Endpoint}")]
     private static partial void LogListening(ILogger logger, RpcEndpoint endpoint, string product);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "balancer of {Product}/{Service} listening on {Endpoint}")]
+    private static partial void LogBalancerListening(ILogger logger, RpcEndpoint endpoint, string product, string service);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "registry unreachable ({Reason}); serving from cached lists and retrying")]
     private static partial void LogRegistryUnreachable(ILogger logger, string reason);

@@ -48,15 +48,34 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
             : strategy;
     }
 
+    /// <summary>How long a new route waits for the registry's list before it serves the saved one instead.</summary>
+    internal static readonly TimeSpan SnapshotGrace = TimeSpan.FromMilliseconds(500);
+
     public void Start()
     {
+        _watching = Task.Run(WatchAsync);
         if (_proxy.Snapshots?.Load(Service) is { Count: > 0 } saved)
         {
-            Apply(saved, save: false);
+            // the saved list is for a registry that cannot be reached: a live list, even one that comes a moment
+            // later, is the truth (the saved one may name instances long gone)
+            _ = Task.Run(async () =>
+            {
+                await Task.WhenAny(_ready.Task, Task.Delay(SnapshotGrace, _stop.Token)).ConfigureAwait(false);
+                lock (_stop)
+                {
+                    if (!_live && !_stop.IsCancellationRequested)
+                    {
+                        _fromSnapshot = true;
+                        LogFromSnapshot(_proxy.Logger, Service, saved.Count);
+                        Apply(saved, save: false);
+                    }
+                }
+            });
         }
-
-        _watching = Task.Run(WatchAsync);
     }
+
+    private bool _live;
+    private bool _fromSnapshot;
 
     private async Task WatchAsync()
     {
@@ -71,7 +90,12 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                 resolver.Updated += update => Apply(update.Instances, save: true);
                 await resolver.StartAsync(_stop.Token).ConfigureAwait(false);
                 (_resolver, resolver) = (resolver, null);
-                Apply(_resolver.Instances, save: true);
+                lock (_stop)
+                {
+                    _live = true;
+                    Apply(_resolver.Instances, save: true);
+                }
+
                 _ready.TrySetResult();
                 return;
             }
@@ -100,7 +124,11 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
     {
         lock (_stop)
         {
-            if (instances.Count == 0 && Set.Endpoints.Length > 0)
+            if (save && _fromSnapshot)
+            {
+                _fromSnapshot = false; // the registry's first list replaces the saved one, even when it is empty
+            }
+            else if (instances.Count == 0 && Set.Endpoints.Length > 0)
             {
                 return; // empty protection: keep serving the last list
             }
@@ -143,6 +171,9 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: cannot watch the registry yet ({Reason}); serving the cached list, if any")]
     private static partial void LogWatchFailed(ILogger logger, string service, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: no list from the registry yet; serving the {Count} instances saved in the snapshot")]
+    private static partial void LogFromSnapshot(ILogger logger, string service, int count);
 }
 
 /// <summary>Instance lists on disk, one JSON file per service, replaced atomically.</summary>

@@ -84,6 +84,47 @@ public sealed class ProxyFaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ASavedList_IsNotUsed_WhenTheRegistryAnswers()
+    {
+        // a snapshot left by an earlier run names an instance that is long gone (nothing listens on its port)
+        var snapshot = Path.Combine(Path.GetTempPath(), "trellis-stale-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var gone = new ServiceInstance { Product = ProxyRig.Product, Service = "Echo", InstanceId = "gone", Host = "127.0.0.1", Port = LoopbackPorts.Free(), Framing = "header" };
+            new SnapshotStore(snapshot, ProxyRig.Product, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).Save("Echo", [gone]);
+            new SnapshotStore(snapshot, ProxyRig.Product, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).Save("Other", [gone with { Service = "Other" }]);
+
+            await using var rig = await ProxyRig.StartAsync(o => o.SnapshotDirectory = snapshot);
+            await rig.AddTrellisBackendAsync("live");
+            // the registry knows the live instance: the very first call goes there, never to the saved one
+            Assert.Equal("first", await new Trellis.Rpc.Tests.Echo.Echo.Client(rig.Channel(rig.Tcp)).EchoAsync("first"));
+            Assert.Equal(["live"], rig.Proxy.Routes["Echo"].Select(e => e.Instance.InstanceId));
+        }
+        finally
+        {
+            Directory.Delete(snapshot, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task ASavedList_DoesNotOutliveARegistryThatSaysThereIsNoInstance()
+    {
+        var snapshot = Path.Combine(Path.GetTempPath(), "trellis-stale-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var gone = new ServiceInstance { Product = ProxyRig.Product, Service = "Echo", InstanceId = "gone", Host = "127.0.0.1", Port = LoopbackPorts.Free(), Framing = "header" };
+            new SnapshotStore(snapshot, ProxyRig.Product, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).Save("Echo", [gone]);
+            await using var rig = await ProxyRig.StartAsync(o => o.SnapshotDirectory = snapshot);
+            var e = await Assert.ThrowsAsync<TApplicationException>(() => new Trellis.Rpc.Tests.Echo.Echo.Client(rig.Channel(rig.Tcp)).EchoAsync("x"));
+            Assert.Contains("no instance", e.Message); // not "backend failure … connection refused" from the saved instance
+        }
+        finally
+        {
+            Directory.Delete(snapshot, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task ZooKeeperDown_TrafficGoesOnWithoutAFailure_AndAProxyRestartedMeanwhileServesFromItsSnapshot()
     {
         await using var ensemble = await ZooKeeperEnsemble.StartAsync(size: 3);

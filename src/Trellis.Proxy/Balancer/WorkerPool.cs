@@ -207,8 +207,8 @@ internal sealed partial class WorkerPool : IAsyncDisposable
                     $"{RpcErrors.OverloadedPrefix}all {Capacity()} worker slots of {Service} are busy and {_waiters.Count} calls are queued; the call was not run");
             }
 
-            var deadline = Math.Min(call.Deadline, Stopwatch.GetTimestamp() + (long)(_options.QueueTimeout.TotalSeconds * Stopwatch.Frequency));
-            waiter = new Waiter(deadline, call.Method);
+            var queueLimit = Stopwatch.GetTimestamp() + (long)(_options.QueueTimeout.TotalSeconds * Stopwatch.Frequency);
+            waiter = new Waiter(Math.Min(call.Deadline, queueLimit), call.Method) { QueueLimited = queueLimit < call.Deadline };
             waiter.Node = _waiters.AddLast(waiter);
         }
 
@@ -236,7 +236,11 @@ internal sealed partial class WorkerPool : IAsyncDisposable
 
         foreach (var waiter in late ?? [])
         {
-            waiter.Completion.TrySetException(new TimeoutException($"no worker of {Service} became free for {waiter.Method} in time"));
+            // the call's own deadline passed: a timeout; the queue's limit passed first: refused unrun, like a full queue
+            waiter.Completion.TrySetException(waiter.QueueLimited
+                ? new TApplicationException(TApplicationExceptionType.InternalError,
+                    $"{RpcErrors.OverloadedPrefix}no worker of {Service} became free within {_options.QueueTimeout.TotalMilliseconds:F0} ms (QueueTimeout); the call was not run")
+                : new TimeoutException($"no worker of {Service} became free for {waiter.Method} in time"));
         }
     }
 
@@ -868,6 +872,9 @@ internal sealed partial class WorkerPool : IAsyncDisposable
         public string Method { get; } = method;
 
         public LinkedListNode<Waiter>? Node { get; set; }
+
+        /// <summary>The queue's limit ends the wait before the call's deadline.</summary>
+        public bool QueueLimited { get; init; }
 
         public TaskCompletionSource<Worker> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
