@@ -39,6 +39,16 @@ else
   failed=$((failed + 1))
 fi
 
+# The Python worker sample end to end: trellis balancer with 2 Python workers, trellis proxy, and the C# client
+# calling through the proxy (it exits non-zero on any unexpected result).
+if samples/python-worker/run.sh >"$results/sample.log" 2>&1; then
+  passed=$((passed + 1))
+else
+  cat "$results/sample.log" >&2
+  echo "python worker sample failed" >&2
+  failed=$((failed + 1))
+fi
+
 for trx in "$results"/*.trx; do
   [ -e "$trx" ] || continue
   counters=$(grep -o '<Counters [^>]*>' "$trx")
