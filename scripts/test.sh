@@ -39,6 +39,15 @@ else
   failed=$((failed + 1))
 fi
 
+# The balancer benchmark, briefly: 1, 2 and 4 Python workers behind the balancer, every reply checked and the
+# balancers' counters compared with the calls sent (it exits non-zero on any mismatch). Figures are not judged here.
+if dotnet run -c Release --no-build --project bench/Trellis.Bench.Balancer -- --quick; then
+  passed=$((passed + 1))
+else
+  echo "balancer bench smoke run failed" >&2
+  failed=$((failed + 1))
+fi
+
 # The Python worker sample end to end: trellis balancer with 2 Python workers, trellis proxy, and the C# client
 # calling through the proxy (it exits non-zero on any unexpected result).
 if samples/python-worker/run.sh >"$results/sample.log" 2>&1; then

@@ -165,6 +165,22 @@ def _on_signal(signum, frame):
     raise Terminate(signum)
 
 
+def watch_parent():
+    """Exit (as on SIGTERM) once the process that started us is gone: a balancer killed with SIGKILL cannot stop
+    its workers, and an orphaned worker would hold its socket forever."""
+    import threading
+    import time
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        note("parent pid %d is gone" % parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 # ---------------------------------------------------------------------------
 # Serving
 # ---------------------------------------------------------------------------
@@ -359,6 +375,7 @@ def main():
             processor = multiplexed
 
         if args.socket:
+            watch_parent()
             serve_socket(args, processor)
         else:
             serve_connect(args, processor)

@@ -530,6 +530,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
             Central = current.Central,
             InstanceId = current.InstanceId,
             UnixSocketMode = current.UnixSocketMode,
+            DefaultService = current.DefaultService,
         };
         foreach (var endpoint in current.Listen)
         {

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -11,17 +12,39 @@ namespace Trellis.Proxy.Balancer;
 /// drained and its workers stopped (in <see cref="StoppingAsync"/>, so an admin endpoint in the same host still answers
 /// <c>/health</c> with 503 meanwhile).
 /// </summary>
-public sealed class BalancerHostedService(WorkerBalancer balancer) : IHostedLifecycleService
+public sealed partial class BalancerHostedService : IHostedLifecycleService, IDisposable
 {
+    private readonly WorkerBalancer _balancer;
+    private readonly PosixSignalRegistration? _hangUp;
+
+    public BalancerHostedService(WorkerBalancer balancer, ILogger<BalancerHostedService> logger)
+    {
+        _balancer = balancer;
+        if (!OperatingSystem.IsWindows())
+        {
+            // a SIGHUP (a reload request, or a closed terminal) must not end the process and orphan its workers
+            _hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                LogHangUp(logger);
+            });
+        }
+    }
+
+    public void Dispose() => _hangUp?.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "SIGHUP ignored: the balancer reloads nothing; restart it to change its settings")]
+    private static partial void LogHangUp(ILogger logger);
+
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StartAsync(CancellationToken cancellationToken) => balancer.StartAsync(cancellationToken);
+    public Task StartAsync(CancellationToken cancellationToken) => _balancer.StartAsync(cancellationToken);
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StoppingAsync(CancellationToken cancellationToken) => balancer.StopAsync();
+    public Task StoppingAsync(CancellationToken cancellationToken) => _balancer.StopAsync();
 
-    public Task StopAsync(CancellationToken cancellationToken) => balancer.StopAsync();
+    public Task StopAsync(CancellationToken cancellationToken) => _balancer.StopAsync();
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

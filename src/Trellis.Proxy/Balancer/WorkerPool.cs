@@ -264,14 +264,26 @@ internal sealed partial class WorkerPool : IAsyncDisposable
         return best;
     }
 
-    /// <summary>Gives free slots to queued calls; under the lock (the waiters continue asynchronously).</summary>
-    private void HandOff()
+    /// <summary>
+    /// Gives free slots to queued calls; under the lock. The grants are completed by <see cref="Grant"/> after the
+    /// lock is released, on the caller's thread: the thread that freed a slot (usually the I/O thread that read the
+    /// reply) goes on to send the next call, without a thread-pool hop.
+    /// </summary>
+    private void HandOff(ref List<(Waiter, Worker)>? granted)
     {
         while (_waiters.First is { } first && PickIdle() is { } worker)
         {
             _waiters.RemoveFirst();
             worker.InFlight++;
-            first.Value.Completion.TrySetResult(worker);
+            (granted ??= []).Add((first.Value, worker));
+        }
+    }
+
+    private static void Grant(List<(Waiter Waiter, Worker Worker)>? granted)
+    {
+        foreach (var (waiter, worker) in granted ?? [])
+        {
+            waiter.Completion.TrySetResult(worker);
         }
     }
 
@@ -311,6 +323,7 @@ internal sealed partial class WorkerPool : IAsyncDisposable
     private void Release(Worker worker, BackendConnection? connection, bool reusable)
     {
         var stop = false;
+        List<(Waiter, Worker)>? granted = null;
         lock (_lock)
         {
             worker.InFlight--;
@@ -333,13 +346,15 @@ internal sealed partial class WorkerPool : IAsyncDisposable
                 stop = true;
             }
 
-            HandOff();
+            HandOff(ref granted);
         }
 
         if (stop)
         {
             Background(StopProcessAsync(worker, kill: false));
         }
+
+        Grant(granted);
     }
 
     /// <summary>
@@ -486,6 +501,7 @@ internal sealed partial class WorkerPool : IAsyncDisposable
         {
             _proxy.Track(first);
             bool ready;
+            List<(Waiter, Worker)>? granted = null;
             lock (_lock)
             {
                 worker.Connections.Add(first);
@@ -494,9 +510,11 @@ internal sealed partial class WorkerPool : IAsyncDisposable
                 {
                     worker.State = WorkerState.Ready;
                     worker.Idle.Push(first);
-                    HandOff();
+                    HandOff(ref granted);
                 }
             }
+
+            Grant(granted);
 
             if (ready)
             {
@@ -718,6 +736,7 @@ internal sealed partial class WorkerPool : IAsyncDisposable
         var worker = new Worker($"ext-{n}", -1, Instance(null, $"ext-{n}"), 1) { External = true, StartedAt = Stopwatch.GetTimestamp() };
         var connection = BackendConnection.FromSocket(socket, worker.Instance, _proxy.Options.Limits);
         _proxy.Track(connection);
+        List<(Waiter, Worker)>? granted = null;
         lock (_lock)
         {
             if (_stopping.IsCancellationRequested)
@@ -730,8 +749,10 @@ internal sealed partial class WorkerPool : IAsyncDisposable
             worker.Idle.Push(connection);
             worker.State = WorkerState.Ready;
             _workers.Add(worker);
-            HandOff();
+            HandOff(ref granted);
         }
+
+        Grant(granted);
 
         LogExternal(_logger, worker.Id, peer);
         _firstReady.TrySetResult();
@@ -876,7 +897,8 @@ internal sealed partial class WorkerPool : IAsyncDisposable
         /// <summary>The queue's limit ends the wait before the call's deadline.</summary>
         public bool QueueLimited { get; init; }
 
-        public TaskCompletionSource<Worker> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        // completed outside the pool's lock, so its continuation (sending the call) may run on the completing thread
+        public TaskCompletionSource<Worker> Completion { get; } = new();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "worker {Id}: starting (pid {Pid}): {Command}")]
