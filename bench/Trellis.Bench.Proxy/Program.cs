@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
+using Trellis.Bench;
 using Trellis.Bench.Proxy;
 using Trellis.Proxy;
 using Trellis.Rpc;
@@ -30,54 +31,6 @@ catch (ArgumentException e)
 
 namespace Trellis.Bench.Proxy
 {
-    internal static class Cli
-    {
-        /// <summary>The value after <paramref name="name"/>, or null when the option is absent.</summary>
-        public static string? Value(string[] args, string name)
-        {
-            var i = Array.IndexOf(args, name);
-            if (i < 0)
-            {
-                return null;
-            }
-
-            return i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{name} needs a value");
-        }
-
-        public static string Required(string[] args, string name) =>
-            Value(args, name) ?? throw new ArgumentException($"{name} is required");
-
-        public static int Int(string[] args, string name, int fallback, int min, int max)
-        {
-            if (Value(args, name) is not { } text)
-            {
-                return fallback;
-            }
-
-            return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
-                ? value
-                : throw new ArgumentException($"{name} must be an integer from {min} to {max}, not '{text}'");
-        }
-
-        public static double Double(string[] args, string name, double fallback)
-        {
-            if (Value(args, name) is not { } text)
-            {
-                return fallback;
-            }
-
-            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= 3600
-                ? value
-                : throw new ArgumentException($"{name} must be a positive number of seconds, not '{text}'");
-        }
-
-        public static int Fail(string message)
-        {
-            Console.Error.WriteLine($"error: {message}");
-            return 2;
-        }
-    }
-
     /// <summary>The two child roles: the backend server and the Trellis proxy. Each runs until stdin closes or SIGTERM/SIGINT.</summary>
     internal static class Roles
     {
@@ -154,23 +107,6 @@ namespace Trellis.Bench.Proxy
         {
             Interlocked.Increment(ref _calls);
             return Task.FromResult(text ?? "");
-        }
-    }
-
-    /// <summary>Log lines on stderr (the driver prefixes them with the role's name).</summary>
-    internal sealed class StderrLogger(LogLevel minimum) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum && logLevel != LogLevel.None;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (IsEnabled(logLevel))
-            {
-                Console.Error.WriteLine($"{logLevel}: {formatter(state, exception)}{(exception is null ? "" : " | " + exception.GetType().Name + ": " + exception.Message)}");
-            }
         }
     }
 
