@@ -15,11 +15,16 @@ public class SessionTests(SingleServer zk)
     public async Task AServerThatHasNotSeenTheClientsZxid_RefusesIt()
     {
         await using var fresh = await ZooKeeperEnsemble.StartAsync(size: 1);
-        await using var seasoned = await zk.ConnectAsync();
+        // the first owner of the session talks through a proxy that is then silenced: its reconnection must not take
+        // the session back from the client under test (a session lives on one connection at a time)
+        await using var toSeasoned = TcpFaultProxy.Start(zk.ConnectString);
+        await using var seasoned = await ZooKeeperClient.ConnectAsync(new ZooKeeperOptions { ConnectString = toSeasoned.Address, SessionTimeout = TimeSpan.FromSeconds(20) });
         for (var i = 0; i < 5; i++)
         {
             await seasoned.CreateAsync(SingleServer.NewRoot(), ReadOnlyMemory<byte>.Empty);
         }
+
+        toSeasoned.BlackHole = true;
 
         // reattach the seasoned session, with its last zxid, through a connect string that lists the fresh
         // server first: the fresh one hangs up on it, the real one takes it
