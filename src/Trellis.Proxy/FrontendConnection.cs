@@ -159,7 +159,18 @@ internal sealed partial class FrontendConnection : ICallerConnection
         var method = name.Method;
         var now = Stopwatch.GetTimestamp();
         options.Services.TryGetValue(service, out var own);
-        var timeout = own?.Timeout ?? options.DefaultTimeout;
+        var config = _proxy.ConfigOf(service);
+        if (config?.DegradeFor(method) is { } degraded)
+        {
+            // degraded by the operators: answered here, at once, without reaching an instance
+            _proxy.Stats.Degrade();
+            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0,
+                new TApplicationException(TApplicationExceptionType.InternalError, $"degraded: {service}:{method}: {degraded.Error}"));
+            return;
+        }
+
+        var timeout = (config is not null && config.Methods.TryGetValue(method, out var configured) ? configured.Timeout : null)
+            ?? config?.Timeout ?? own?.Timeout ?? options.DefaultTimeout;
         List<KeyValuePair<string, string>>? headers = null;
         if (info is not null)
         {

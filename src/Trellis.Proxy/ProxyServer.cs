@@ -217,6 +217,9 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The registry config of a routed service (null before its first call).</summary>
+    internal Trellis.Rpc.Governance.ServiceConfig? ConfigOf(string service) => _routes.TryGetValue(service, out var route) ? route.Config : null;
+
     internal void Forward(ForwardCall call)
     {
         if (Interlocked.Increment(ref _inFlight) == 1 && Volatile.Read(ref _sweeperIdle) == 1)
@@ -266,7 +269,9 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
             // the retry loop, inline (one state machine per call, not two)
             var options = _options;
-            var idempotent = call.ServiceOptions?.IdempotentMethods.Contains(call.Method) ?? false;
+            route.Config.Methods.TryGetValue(call.Method, out var configured);
+            var idempotent = (call.ServiceOptions?.IdempotentMethods.Contains(call.Method) ?? false) || configured?.Idempotent == true;
+            var maxRetries = configured?.Retries ?? options.MaxRetries;
             List<BalancerEndpoint>? tried = null;
             for (var attempt = 0; ; attempt++)
             {
@@ -290,7 +295,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
                     var reply = await pick.Connection.SendAsync(call).ConfigureAwait(false);
 
                     route.Set.Finish(pick, started, success: true);
-                    if (reply.Type == TMessageType.Exception && attempt < options.MaxRetries && Left(call) > TimeSpan.Zero && IsOverloaded(reply))
+                    if (reply.Type == TMessageType.Exception && attempt < maxRetries && Left(call) > TimeSpan.Zero && IsOverloaded(reply))
                     {
                         // the instance refused before running it: safe elsewhere, and not a sign of ill health
                         reply.Body.Dispose();
@@ -323,7 +328,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
                 route.Set.Finish(pick, started, success: false);
                 var retryable = !sent || (idempotent && failure is not TimeoutException);
-                if (!retryable || attempt >= options.MaxRetries || Left(call) <= TimeSpan.Zero)
+                if (!retryable || attempt >= maxRetries || Left(call) <= TimeSpan.Zero)
                 {
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
                 }

@@ -22,6 +22,7 @@ public sealed class ProxyStats : IDisposable
     private long _backendFailures;
     private long _badFrames;
     private long _notThrift;
+    private long _degraded;
     private Func<long> _connections = static () => 0;
     private Func<long> _inFlight = static () => 0;
 
@@ -38,6 +39,7 @@ public sealed class ProxyStats : IDisposable
             new Measurement<long>(BackendFailures, new KeyValuePair<string, object?>("kind", "backend")),
             new Measurement<long>(BadFrames, new KeyValuePair<string, object?>("kind", "bad_frame")),
             new Measurement<long>(NotThriftConnections, new KeyValuePair<string, object?>("kind", "not_thrift")),
+            new Measurement<long>(Degraded, new KeyValuePair<string, object?>("kind", "degraded")),
         }, description: "calls or connections that failed, by kind");
         _meter.CreateObservableUpDownCounter("trellis.proxy.connections", () => Connections, description: "open application connections");
         _meter.CreateObservableUpDownCounter("trellis.proxy.in_flight", () => InFlight, description: "calls being forwarded");
@@ -58,6 +60,9 @@ public sealed class ProxyStats : IDisposable
     public long BackendFailures => Interlocked.Read(ref _backendFailures);
 
     public long BadFrames => Interlocked.Read(ref _badFrames);
+
+    /// <summary>Calls answered by a degradation rule of the service's config, without reaching an instance.</summary>
+    public long Degraded => Interlocked.Read(ref _degraded);
 
     public long NotThriftConnections => Interlocked.Read(ref _notThrift);
 
@@ -81,6 +86,8 @@ public sealed class ProxyStats : IDisposable
     internal void Retried() => Interlocked.Increment(ref _retries);
 
     internal void Unknown() => Interlocked.Increment(ref _unknownService);
+
+    internal void Degrade() => Interlocked.Increment(ref _degraded);
 
     internal void NoneAvailable() => Interlocked.Increment(ref _noInstance);
 
@@ -106,7 +113,7 @@ public sealed class ProxyStats : IDisposable
         Line("trellis_proxy_retries_total", "counter", "calls resent to another instance", Retries);
         text.Append("# HELP trellis_proxy_errors_total calls or connections that failed, by kind\n# TYPE trellis_proxy_errors_total counter\n");
         foreach (var (kind, value) in new[] { ("unknown_service", UnknownService), ("no_instance", NoInstance), ("timeout", Timeouts),
-                     ("backend", BackendFailures), ("bad_frame", BadFrames), ("not_thrift", NotThriftConnections) })
+                     ("backend", BackendFailures), ("bad_frame", BadFrames), ("not_thrift", NotThriftConnections), ("degraded", Degraded) })
         {
             text.Append(CultureInfo.InvariantCulture, $"trellis_proxy_errors_total{{kind=\"{kind}\"}} {value}\n");
         }

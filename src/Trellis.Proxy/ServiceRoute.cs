@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Trellis.Rpc.Balancing;
+using Trellis.Rpc.Governance;
 using Trellis.Rpc.Registry;
 
 namespace Trellis.Proxy;
@@ -39,9 +40,16 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
     /// <summary>The service has had instances at some point (else a call to it is for an unknown service).</summary>
     public bool EverHadInstances { get; private set; }
 
-    public static BalancerStrategy StrategyFor(ProxyOptions options, string service)
+    /// <summary>The service's config from the registry (the last good one; empty until one is set).</summary>
+    public ServiceConfig Config => Volatile.Read(ref _config);
+
+    private ServiceConfig _config = ServiceConfig.Empty;
+    private IReadOnlyList<ServiceInstance> _raw = [];
+    private IConfigWatch? _configWatch;
+
+    public static BalancerStrategy StrategyFor(ProxyOptions options, string service, string? configured = null)
     {
-        var name = options.Services.TryGetValue(service, out var s) && s.Strategy is { } own ? own : options.Strategy;
+        var name = configured ?? (options.Services.TryGetValue(service, out var s) && s.Strategy is { } own ? own : options.Strategy);
         var strategy = BalancerStrategy.Parse(name);
         return options.Locality && (options.Host is not null || options.Zone.Length > 0)
             ? new LocalityStrategy(strategy, options.Host, options.Zone.Length > 0 ? options.Zone : null)
@@ -90,6 +98,11 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                 resolver.Updated += update => Apply(update.Instances, save: true);
                 await resolver.StartAsync(_stop.Token).ConfigureAwait(false);
                 (_resolver, resolver) = (resolver, null);
+                if (registry is IConfigStore store)
+                {
+                    await WatchConfigAsync(store).ConfigureAwait(false);
+                }
+
                 lock (_stop)
                 {
                     _live = true;
@@ -120,6 +133,50 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         }
     }
 
+    private async Task WatchConfigAsync(IConfigStore store)
+    {
+        try
+        {
+            _configWatch = await store.WatchConfigAsync(_proxy.Options.Product, Service, _stop.Token).ConfigureAwait(false);
+            _configWatch.Changed += OnConfig;
+            OnConfig(_configWatch.Current);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogConfigWatchFailed(_proxy.Logger, Service, e.Message);
+        }
+    }
+
+    /// <summary>A config pushed through the registry: used when valid, else rejected with its problems and the last good one kept.</summary>
+    private void OnConfig(byte[]? data)
+    {
+        ServiceConfig config;
+        if (data is null || data.Length == 0)
+        {
+            config = ServiceConfig.Empty;
+        }
+        else
+        {
+            var (parsed, problems) = ServiceConfig.Parse(data);
+            if (parsed is null)
+            {
+                LogConfigRejected(_proxy.Logger, Service, string.Join("; ", problems));
+                return;
+            }
+
+            config = parsed;
+        }
+
+        lock (_stop)
+        {
+            Volatile.Write(ref _config, config);
+            Set.SetStrategy(StrategyFor(_proxy.Options, Service, config.Strategy));
+            Set.Update(config.Apply(_raw));
+        }
+
+        LogConfigApplied(_proxy.Logger, Service, config.Offline.Count, config.Weights.Count, config.Methods.Count);
+    }
+
     private void Apply(IReadOnlyList<ServiceInstance> instances, bool save)
     {
         lock (_stop)
@@ -133,7 +190,8 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                 return; // empty protection: keep serving the last list
             }
 
-            Set.Update(instances);
+            _raw = instances;
+            Set.Update(Config.Apply(instances)); // instances taken offline stay out, configured weights apply
             if (instances.Count > 0)
             {
                 EverHadInstances = true;
@@ -146,7 +204,7 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         }
     }
 
-    public void Reload(ProxyOptions options) => Set.SetStrategy(StrategyFor(options, Service));
+    public void Reload(ProxyOptions options) => Set.SetStrategy(StrategyFor(options, Service, Config.Strategy));
 
     public async ValueTask DisposeAsync()
     {
@@ -161,6 +219,11 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
             await _resolver.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (_configWatch is not null)
+        {
+            await _configWatch.DisposeAsync().ConfigureAwait(false);
+        }
+
         foreach (var pool in Set.Clear())
         {
             await pool.DisposeAsync().ConfigureAwait(false);
@@ -171,6 +234,15 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: cannot watch the registry yet ({Reason}); serving the cached list, if any")]
     private static partial void LogWatchFailed(ILogger logger, string service, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Service}: config applied ({Offline} instances offline, {Weights} weights, {Methods} methods configured)")]
+    private static partial void LogConfigApplied(ILogger logger, string service, int offline, int weights, int methods);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Service}: config rejected, the last good one stays: {Problems}")]
+    private static partial void LogConfigRejected(ILogger logger, string service, string problems);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: cannot watch its config: {Reason}")]
+    private static partial void LogConfigWatchFailed(ILogger logger, string service, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: no list from the registry yet; serving the {Count} instances saved in the snapshot")]
     private static partial void LogFromSnapshot(ILogger logger, string service, int count);

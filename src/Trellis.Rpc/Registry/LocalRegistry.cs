@@ -11,7 +11,7 @@ namespace Trellis.Rpc.Registry;
 /// learn of changes from file-system events, with a periodic rescan as a safety net.
 /// </summary>
 /// <remarks>Files are written atomically (temp file, then rename), so a reader never sees half a record.</remarks>
-public sealed partial class LocalRegistry : IServiceRegistry
+public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfigStore
 {
     private readonly string _root;
     private readonly TimeSpan _lease;
@@ -92,6 +92,106 @@ public sealed partial class LocalRegistry : IServiceRegistry
         var watch = new Watch(this, directory);
         await watch.StartAsync().ConfigureAwait(false);
         return watch;
+    }
+
+    private string ConfigFile(string product, string service)
+    {
+        if (!RegistryPaths.IsName(product) || !RegistryPaths.IsName(service))
+        {
+            throw new ArgumentException("product and service must be names without '/'");
+        }
+
+        return Under(RegistryPaths.Config(product, service)) + ".json";
+    }
+
+    /// <summary>The local registry's config version: a hash of the content (it keeps no counter).</summary>
+    private static int VersionOf(byte[] data) => BitConverter.ToInt32(System.Security.Cryptography.SHA256.HashData(data), 0);
+
+    public Task<Governance.StoredConfig?> GetConfigAsync(string product, string service, CancellationToken cancellationToken = default)
+    {
+        var file = ConfigFile(product, service);
+        try
+        {
+            var data = System.IO.File.ReadAllBytes(file);
+            return Task.FromResult<Governance.StoredConfig?>(new Governance.StoredConfig(data, VersionOf(data)));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Task.FromResult<Governance.StoredConfig?>(null);
+        }
+    }
+
+    public async Task<int> SetConfigAsync(string product, string service, ReadOnlyMemory<byte> data, int? expectedVersion = null, CancellationToken cancellationToken = default)
+    {
+        var file = ConfigFile(product, service);
+        if (expectedVersion is { } expected && await GetConfigAsync(product, service, cancellationToken).ConfigureAwait(false) is { } current && current.Version != expected)
+        {
+            throw new InvalidOperationException($"the config of {product}/{service} changed since version {expected}: read it again");
+        }
+
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        var temp = $"{file}.{Environment.ProcessId}.tmp";
+        await System.IO.File.WriteAllBytesAsync(temp, data.ToArray(), cancellationToken).ConfigureAwait(false);
+        System.IO.File.Move(temp, file, overwrite: true); // readers see the old file or the new one, never half of one
+        return VersionOf(data.ToArray());
+    }
+
+    public Task<Governance.IConfigWatch> WatchConfigAsync(string product, string service, CancellationToken cancellationToken = default)
+    {
+        var watch = new ConfigFileWatch(this, product, service);
+        watch.Start();
+        return Task.FromResult<Governance.IConfigWatch>(watch);
+    }
+
+    /// <summary>Reads the config file every 200 ms (a local registry is one machine's; a poll is simple and sure).</summary>
+    private sealed class ConfigFileWatch(LocalRegistry registry, string product, string service) : Governance.IConfigWatch
+    {
+        private readonly CancellationTokenSource _stopping = new();
+        private byte[]? _current;
+        private Task? _loop;
+
+        public byte[]? Current => Volatile.Read(ref _current);
+
+        public event Action<byte[]?>? Changed;
+
+        public void Start()
+        {
+            _current = registry.GetConfigAsync(product, service).Result?.Data;
+            _loop = Task.Run(LoopAsync);
+        }
+
+        private async Task LoopAsync()
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+                {
+                    var data = (await registry.GetConfigAsync(product, service).ConfigureAwait(false))?.Data;
+                    var before = Volatile.Read(ref _current);
+                    if (before is null ? data is not null : data is null || !before.AsSpan().SequenceEqual(data))
+                    {
+                        Volatile.Write(ref _current, data);
+                        Changed?.Invoke(data);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // disposed
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+            if (_loop is not null)
+            {
+                await _loop.ConfigureAwait(false);
+            }
+
+            _stopping.Dispose();
+        }
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;

@@ -94,6 +94,11 @@ public static class RegistryPaths
 
     public static string Instances(string product, string service) => $"{Root}/{product}/services/{service}/instances";
 
+    /// <summary>A service's directory: its <c>instances</c> and its <c>config</c>.</summary>
+    public static string Service(string product, string service) => $"{Root}/{product}/services/{service}";
+
+    public static string Config(string product, string service) => $"{Root}/{product}/services/{service}/config";
+
     public static string Instance(string product, string service, string instanceId) => $"{Instances(product, service)}/{instanceId}";
 
     /// <summary>Where the central proxies of a zone register (<c>zone</c> empty: the product's default zone <c>_</c>).</summary>

@@ -10,7 +10,7 @@ namespace Trellis.Rpc.Registry;
 /// instances as ephemeral nodes that survive reconnects and are restored after session expiry, services
 /// watched with coalescing caches. Records that do not parse are skipped (and logged), never fatal.
 /// </summary>
-public sealed partial class ZooKeeperRegistry : IServiceRegistry
+public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.IConfigStore
 {
     private readonly ZooKeeperSessionManager _sessions;
     private readonly ILogger _logger;
@@ -85,6 +85,98 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry
         var watch = new Watch(new ChildrenCache(_sessions, path, logger: _logger), _logger);
         await watch.StartAsync(cancellationToken).ConfigureAwait(false);
         return watch;
+    }
+
+    public async Task<Governance.StoredConfig?> GetConfigAsync(string product, string service, CancellationToken cancellationToken = default)
+    {
+        CheckNames(product, service);
+        try
+        {
+            var node = await _sessions.Current.GetDataAsync(RegistryPaths.Config(product, service), cancellationToken: cancellationToken).ConfigureAwait(false);
+            return new Governance.StoredConfig(node.Data, node.Stat.Version);
+        }
+        catch (NoNodeException)
+        {
+            return null;
+        }
+    }
+
+    public async Task<int> SetConfigAsync(string product, string service, ReadOnlyMemory<byte> data, int? expectedVersion = null, CancellationToken cancellationToken = default)
+    {
+        CheckNames(product, service);
+        var client = _sessions.Current;
+        var path = RegistryPaths.Config(product, service);
+        try
+        {
+            return (await client.SetDataAsync(path, data, expectedVersion ?? -1, cancellationToken).ConfigureAwait(false)).Version;
+        }
+        catch (NoNodeException) when (expectedVersion is null or -1)
+        {
+            var parent = "";
+            foreach (var part in RegistryPaths.Service(product, service).Split('/', StringSplitOptions.RemoveEmptyEntries))
+            {
+                parent += "/" + part;
+                try
+                {
+                    await client.CreateAsync(parent, ReadOnlyMemory<byte>.Empty, CreateMode.Persistent, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+                catch (NodeExistsException)
+                {
+                    // already there
+                }
+            }
+
+            await client.CreateAsync(path, data, CreateMode.Persistent, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+        catch (BadVersionException)
+        {
+            throw new InvalidOperationException($"the config of {product}/{service} changed since version {expectedVersion}: read it again");
+        }
+    }
+
+    public async Task<Governance.IConfigWatch> WatchConfigAsync(string product, string service, CancellationToken cancellationToken = default)
+    {
+        CheckNames(product, service);
+        // the service's directory holds "instances" and "config": its children cache sees the config node's data
+        var watch = new ConfigWatch(new ChildrenCache(_sessions, RegistryPaths.Service(product, service), logger: _logger));
+        await watch.StartAsync(cancellationToken).ConfigureAwait(false);
+        return watch;
+    }
+
+    private static void CheckNames(string product, string service)
+    {
+        if (!RegistryPaths.IsName(product) || !RegistryPaths.IsName(service))
+        {
+            throw new ArgumentException("product and service must be names without '/'");
+        }
+    }
+
+    private sealed class ConfigWatch(ChildrenCache cache) : Governance.IConfigWatch
+    {
+        private byte[]? _current;
+
+        public byte[]? Current => Volatile.Read(ref _current);
+
+        public event Action<byte[]?>? Changed;
+
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            cache.Changed += children => Publish(children.TryGetValue("config", out var node) ? node.Data : null);
+            await cache.StartAsync(cancellationToken).ConfigureAwait(false);
+            Publish(cache.Current.TryGetValue("config", out var node) ? node.Data : null);
+        }
+
+        private void Publish(byte[]? data)
+        {
+            var before = Interlocked.Exchange(ref _current, data);
+            if (before is null ? data is not null : data is null || !before.AsSpan().SequenceEqual(data))
+            {
+                Changed?.Invoke(data);
+            }
+        }
+
+        public ValueTask DisposeAsync() => cache.DisposeAsync();
     }
 
     public async ValueTask DisposeAsync()

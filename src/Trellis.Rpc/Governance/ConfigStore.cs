@@ -1,0 +1,27 @@
+namespace Trellis.Rpc.Governance;
+
+/// <summary>A stored service config and its version (for compare-and-set).</summary>
+public sealed record StoredConfig(byte[] Data, int Version);
+
+/// <summary>A service's config as the registry holds it now, and every change after (null: none set).</summary>
+public interface IConfigWatch : IAsyncDisposable
+{
+    byte[]? Current { get; }
+
+    event Action<byte[]?>? Changed;
+}
+
+/// <summary>
+/// Where service configs live: <c>/trellis/{product}/services/{service}/config</c> in ZooKeeper, or
+/// <c>{product}/services/{service}/config.json</c> in the local registry. The store keeps bytes; callers validate
+/// with <see cref="ServiceConfig.Parse"/> before writing, and consumers again before use.
+/// </summary>
+public interface IConfigStore
+{
+    Task<StoredConfig?> GetConfigAsync(string product, string service, CancellationToken cancellationToken = default);
+
+    /// <summary>Writes the config; with <paramref name="expectedVersion"/>, only over that version (else a <see cref="InvalidOperationException"/>). Returns the new version.</summary>
+    Task<int> SetConfigAsync(string product, string service, ReadOnlyMemory<byte> data, int? expectedVersion = null, CancellationToken cancellationToken = default);
+
+    Task<IConfigWatch> WatchConfigAsync(string product, string service, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Text;
+using Trellis.Rpc;
+using Trellis.Rpc.Registry;
+using Trellis.Rpc.Tests;
+using Trellis.Thrift;
+using Trellis.ZooKeeper;
+using Xunit.Abstractions;
+
+namespace Trellis.Proxy.Tests;
+
+/// <summary>Service configs pushed through ZooKeeper to real proxies.</summary>
+public sealed class GovernanceTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task AConfigPush_IsAppliedByEveryProxy_AMalformedOneIsIgnored_AndDegradationAnswersAtOnce()
+    {
+        await using var ensemble = await ZooKeeperEnsemble.StartAsync();
+        var zk = new ZooKeeperOptions { ConnectString = ensemble.ConnectString, SessionTimeout = TimeSpan.FromSeconds(10) };
+        var product = "p" + Guid.NewGuid().ToString("N")[..8];
+        await using var operatorSide = await ZooKeeperRegistry.ConnectAsync(zk);
+        var owned = new List<IAsyncDisposable>();
+        try
+        {
+            foreach (var id in new[] { "a", "b" })
+            {
+                var (server, _) = await Servers.StartAsync();
+                owned.Add(server);
+                owned.Add(await operatorSide.RegisterAsync(new ServiceInstance
+                {
+                    Product = product, Service = "Echo", InstanceId = id, Host = "127.0.0.1", Port = server.Endpoints[0].Port, Framing = "header",
+                }));
+            }
+
+            var proxies = new List<ProxyServer>();
+            var clients = new List<Trellis.Rpc.Tests.Echo.Echo.Client>();
+            for (var i = 0; i < 3; i++)
+            {
+                var registry = await ZooKeeperRegistry.ConnectAsync(zk);
+                owned.Add(registry);
+                var options = new ProxyOptions { Product = product, DefaultTimeout = TimeSpan.FromSeconds(10) };
+                options.Listen.Add(RpcEndpoint.Tcp("127.0.0.1", 0));
+                var proxy = new ProxyServer(options, registry);
+                await proxy.StartAsync();
+                proxies.Add(proxy);
+                var channel = new ThriftChannel(new ThriftChannelOptions { Endpoint = proxy.Endpoints[0], Multiplexed = true, PeerMultiplexesCalls = true, DefaultTimeout = TimeSpan.FromSeconds(10) });
+                owned.Add(channel);
+                clients.Add(new Trellis.Rpc.Tests.Echo.Echo.Client(channel));
+            }
+
+            owned.AddRange(proxies);
+            foreach (var client in clients)
+            {
+                Assert.Equal("up", await client.EchoAsync("up"));
+            }
+
+            await Wait.UntilAsync(() => proxies.All(p => p.Routes["Echo"].Count == 2), TimeSpan.FromSeconds(10), "both instances at every proxy");
+
+            // take "a" offline: every proxy stops sending to it
+            var clock = Stopwatch.StartNew();
+            await operatorSide.SetConfigAsync(product, "Echo", Encoding.UTF8.GetBytes("""{ "offline": ["a"], "timeoutMs": 5000 }"""));
+            var applied = new double[3];
+            await Wait.UntilAsync(() =>
+            {
+                for (var i = 0; i < 3; i++)
+                {
+                    if (applied[i] == 0 && proxies[i].Routes["Echo"].Select(e => e.Instance.InstanceId).SequenceEqual(["b"]))
+                    {
+                        applied[i] = clock.Elapsed.TotalMilliseconds;
+                    }
+                }
+
+                return applied.All(a => a > 0);
+            }, TimeSpan.FromSeconds(10), "the config applied at all three proxies");
+            output.WriteLine($"applied after {string.Join(", ", applied.Select(a => $"{a:F0} ms"))}");
+
+            // a malformed push (a typo'd key and a wrong type) is rejected: the last good config stays everywhere
+            await operatorSide.SetConfigAsync(product, "Echo", Encoding.UTF8.GetBytes("""{ "ofline": ["b"], "offline": "b" }"""));
+            await Task.Delay(1000);
+            Assert.All(proxies, p => Assert.Equal(["b"], p.Routes["Echo"].Select(e => e.Instance.InstanceId)));
+            Assert.Equal("still b", await clients[0].EchoAsync("still b"));
+
+            // degradation: answered by the proxy at once, with the configured message
+            await operatorSide.SetConfigAsync(product, "Echo", Encoding.UTF8.GetBytes("""{ "methods": { "echo": { "degrade": { "error": "off for maintenance" } } } }"""));
+            await Wait.UntilAsync(() => proxies.All(p => p.ConfigOf("Echo")?.DegradeFor("echo") is not null), TimeSpan.FromSeconds(10), "degradation applied");
+            var e = await Assert.ThrowsAsync<TApplicationException>(() => clients[1].EchoAsync("x"));
+            Assert.Equal("degraded: Echo:echo: off for maintenance", e.Message);
+            Assert.Equal(1, proxies[1].Stats.Degraded);
+            // the degradation config brought "a" back online
+            await Wait.UntilAsync(() => proxies.All(p => p.Routes["Echo"].Count == 2), TimeSpan.FromSeconds(10), "a back online");
+
+            // the config removed: everything as before
+            await operatorSide.SetConfigAsync(product, "Echo", Encoding.UTF8.GetBytes("{}"));
+            await Wait.UntilAsync(() => proxies.All(p => p.ConfigOf("Echo")?.DegradeFor("echo") is null), TimeSpan.FromSeconds(10), "degradation lifted");
+            Assert.Equal("back", await clients[2].EchoAsync("back"));
+        }
+        finally
+        {
+            foreach (var thing in Enumerable.Reverse(owned))
+            {
+                await thing.DisposeAsync();
+            }
+        }
+    }
+}
