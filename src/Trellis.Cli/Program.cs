@@ -11,6 +11,7 @@ var root = new RootCommand("Trellis: Thrift RPC for .NET")
     GenCommand.Create(),
     ProxyCommand.Create(),
     BalancerCommand.Create(),
+    ConfigCommand.Create(),
 };
 
 // the proxy drains calls in flight on SIGTERM (DrainSeconds): the parser must not end the process 2 s after the signal

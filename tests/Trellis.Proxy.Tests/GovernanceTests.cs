@@ -103,3 +103,71 @@ public sealed class GovernanceTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary><c>trellis config</c> against the local registry, as an operator runs it.</summary>
+public sealed class ConfigProgramTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "trellis-cfgprog-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public ConfigProgramTests() => Directory.CreateDirectory(_root);
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private static async Task<(int Code, string Out, string Err)> TrellisAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trellis.dll"));
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task SetRefusesABadConfig_AndWritesNothing_ThenGetDiffAndCompareAndSetWork()
+    {
+        var registry = Path.Combine(_root, "registry");
+        var bad = Path.Combine(_root, "bad.json");
+        var good = Path.Combine(_root, "good.json");
+        var next = Path.Combine(_root, "next.json");
+        await File.WriteAllTextAsync(bad, """{ "ofline": ["a"], "timeoutMs": 0 }""");
+        await File.WriteAllTextAsync(good, """{ "offline": ["a"] }""");
+        await File.WriteAllTextAsync(next, """{ "offline": ["a", "b"] }""");
+        string[] at = ["-p", "demo", "--local-registry", registry, "Echo"];
+
+        var (code, _, err) = await TrellisAsync(["config", "set", .. at, bad]);
+        Assert.Equal(1, code);
+        Assert.Contains("$.ofline: unknown setting", err);
+        Assert.Contains("$.timeoutMs: must be a whole number", err);
+        Assert.Contains("nothing was written", err);
+        (code, _, err) = await TrellisAsync(["config", "get", .. at]);
+        Assert.Equal(0, code);
+        Assert.Contains("has no config", err);
+
+        (code, var stdout, _) = await TrellisAsync(["config", "set", .. at, good]);
+        Assert.Equal(0, code);
+        Assert.Contains("stored demo/Echo config", stdout);
+        (code, stdout, err) = await TrellisAsync(["config", "get", .. at]);
+        Assert.Equal(0, code);
+        Assert.Contains("\"offline\"", stdout);
+        var version = err.Split("version ")[1].Trim();
+
+        (code, stdout, _) = await TrellisAsync(["config", "diff", .. at, next]);
+        Assert.Equal(1, code); // differs
+        Assert.Contains("+     \"b\"", stdout);
+
+        (code, _, err) = await TrellisAsync(["config", "set", .. at, next, "--if-version", "12345"]);
+        Assert.Equal(1, code);
+        Assert.Contains("changed since version 12345", err);
+        (code, _, _) = await TrellisAsync(["config", "set", .. at, next, "--if-version", version]);
+        Assert.Equal(0, code);
+        (code, _, _) = await TrellisAsync(["config", "validate", next]);
+        Assert.Equal(0, code);
+    }
+}
