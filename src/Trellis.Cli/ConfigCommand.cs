@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text;
-using Trellis.Hosting;
 using Trellis.Rpc.Governance;
 using Trellis.Rpc.Registry;
 
@@ -103,40 +102,8 @@ internal static class ConfigCommand
         return new Command("config", "Service configuration in the registry: get, set, validate, diff") { get, set, validate, diff };
     }
 
-    private static async Task<int> WithStoreAsync(string? zk, string? local, Func<IConfigStore, Task<int>> action)
-    {
-        IServiceRegistry registry;
-        try
-        {
-            var options = new TrellisOptions { LocalRegistryPath = local };
-            options.ZooKeeper.ConnectString = zk;
-            registry = await TrellisRegistry.ConnectAsync(options).WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is TimeoutException or Trellis.ZooKeeper.KeeperException or IOException or ArgumentException)
-        {
-            await Console.Error.WriteLineAsync($"trellis config: cannot reach the registry: {e.Message}").ConfigureAwait(false);
-            return 2;
-        }
-
-        await using (registry.ConfigureAwait(false))
-        {
-            if (registry is not IConfigStore store)
-            {
-                await Console.Error.WriteLineAsync("trellis config: this registry keeps no configs").ConfigureAwait(false);
-                return 2;
-            }
-
-            try
-            {
-                return await action(store).ConfigureAwait(false);
-            }
-            catch (ArgumentException e)
-            {
-                await Console.Error.WriteLineAsync($"trellis config: {e.Message}").ConfigureAwait(false);
-                return 2;
-            }
-        }
-    }
+    private static Task<int> WithStoreAsync(string? zk, string? local, Func<IConfigStore, Task<int>> action) =>
+        RegistryCommand.WithRegistryAsync(zk, local, registry => action((IConfigStore)registry));
 
     private static async Task<byte[]?> ReadAsync(string path, CancellationToken cancellationToken)
     {

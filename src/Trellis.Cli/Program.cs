@@ -12,6 +12,7 @@ var root = new RootCommand("Trellis: Thrift RPC for .NET")
     ProxyCommand.Create(),
     BalancerCommand.Create(),
     ConfigCommand.Create(),
+    RegistryCommand.Create(),
 };
 
 // the proxy drains calls in flight on SIGTERM (DrainSeconds): the parser must not end the process 2 s after the signal

@@ -113,21 +113,7 @@ public sealed class ConfigProgramTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static async Task<(int Code, string Out, string Err)> TrellisAsync(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trellis.dll"));
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    private static Task<(int Code, string Out, string Err)> TrellisAsync(params string[] args) => ConfigProgramTestsAccess.TrellisAsync(args);
 
     [Fact]
     public async Task SetRefusesABadConfig_AndWritesNothing_ThenGetDiffAndCompareAndSetWork()
@@ -169,5 +155,58 @@ public sealed class ConfigProgramTests : IDisposable
         Assert.Equal(0, code);
         (code, _, _) = await TrellisAsync(["config", "validate", next]);
         Assert.Equal(0, code);
+    }
+}
+
+/// <summary><c>trellis registry</c> against the local registry, next to a running proxy.</summary>
+public sealed class RegistryProgramTests
+{
+    [Fact]
+    public async Task LsDescribeOfflineOnline_AsAnOperatorUsesThem_AndTheProxyFollows()
+    {
+        await using var rig = await ProxyRig.StartAsync();
+        await rig.AddTrellisBackendAsync("a");
+        await rig.AddTrellisBackendAsync("b");
+        var echo = new Trellis.Rpc.Tests.Echo.Echo.Client(rig.Channel(rig.Tcp));
+        Assert.Equal("up", await echo.EchoAsync("up"));
+        await Wait.UntilAsync(() => rig.Proxy.Routes["Echo"].Count == 2, TimeSpan.FromSeconds(10), "both instances routed");
+        string[] at = ["-p", ProxyRig.Product, "--local-registry", rig.Registry.Root];
+
+        var (code, stdout, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "ls", .. at]);
+        Assert.Equal(0, code);
+        Assert.Contains("Echo\t2 instances", stdout);
+
+        (code, stdout, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "offline", .. at, "Echo", "a"]);
+        Assert.Equal(0, code);
+        Assert.Contains("a of p/Echo is now offline", stdout);
+        await Wait.UntilAsync(() => rig.Proxy.Routes["Echo"].Select(e => e.Instance.InstanceId).SequenceEqual(["b"]), TimeSpan.FromSeconds(10), "the proxy to drop a");
+        (code, stdout, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "describe", .. at, "Echo"]);
+        Assert.Equal(0, code);
+        Assert.Matches(@"a\t.*\tOFFLINE", stdout);
+        Assert.Matches(@"b\t.*\tonline", stdout);
+        Assert.Equal("only b", await echo.EchoAsync("only b"));
+
+        (code, _, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "online", .. at, "Echo", "a"]);
+        Assert.Equal(0, code);
+        await Wait.UntilAsync(() => rig.Proxy.Routes["Echo"].Count == 2, TimeSpan.FromSeconds(10), "a back");
+    }
+}
+
+internal static class ConfigProgramTestsAccess
+{
+    public static async Task<(int Code, string Out, string Err)> TrellisAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trellis.dll"));
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await stdout, await stderr);
     }
 }

@@ -11,7 +11,7 @@ namespace Trellis.Rpc.Registry;
 /// learn of changes from file-system events, with a periodic rescan as a safety net.
 /// </summary>
 /// <remarks>Files are written atomically (temp file, then rename), so a reader never sees half a record.</remarks>
-public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfigStore
+public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfigStore, IRegistryBrowser
 {
     private readonly string _root;
     private readonly TimeSpan _lease;
@@ -193,6 +193,14 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
             _stopping.Dispose();
         }
     }
+
+    public Task<IReadOnlyList<string>> ListProductsAsync(CancellationToken cancellationToken = default) => Task.FromResult(Names(_root));
+
+    public Task<IReadOnlyList<string>> ListServicesAsync(string product, CancellationToken cancellationToken = default) =>
+        Task.FromResult(RegistryPaths.IsName(product) ? Names(Path.Combine(_root, product, "services")) : throw new ArgumentException("product must be a name without '/'"));
+
+    private static IReadOnlyList<string> Names(string directory) =>
+        System.IO.Directory.Exists(directory) ? [.. System.IO.Directory.GetDirectories(directory).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)] : [];
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 

@@ -129,6 +129,14 @@ public interface IServiceWatch : IAsyncDisposable
     event Action<IReadOnlyList<ServiceInstance>>? Changed;
 }
 
+/// <summary>What a registry holds, for operators (<c>trellis registry ls</c>).</summary>
+public interface IRegistryBrowser
+{
+    Task<IReadOnlyList<string>> ListProductsAsync(CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<string>> ListServicesAsync(string product, CancellationToken cancellationToken = default);
+}
+
 /// <summary>Where instances register and where callers find them.</summary>
 public interface IServiceRegistry : IAsyncDisposable
 {

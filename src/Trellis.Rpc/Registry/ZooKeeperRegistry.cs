@@ -10,7 +10,7 @@ namespace Trellis.Rpc.Registry;
 /// instances as ephemeral nodes that survive reconnects and are restored after session expiry, services
 /// watched with coalescing caches. Records that do not parse are skipped (and logged), never fatal.
 /// </summary>
-public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.IConfigStore
+public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.IConfigStore, IRegistryBrowser
 {
     private readonly ZooKeeperSessionManager _sessions;
     private readonly ILogger _logger;
@@ -142,6 +142,26 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.ICo
         var watch = new ConfigWatch(new ChildrenCache(_sessions, RegistryPaths.Service(product, service), logger: _logger));
         await watch.StartAsync(cancellationToken).ConfigureAwait(false);
         return watch;
+    }
+
+    public Task<IReadOnlyList<string>> ListProductsAsync(CancellationToken cancellationToken = default) => ChildrenAsync(RegistryPaths.Root, cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListServicesAsync(string product, CancellationToken cancellationToken = default)
+    {
+        CheckNames(product, "x");
+        return ChildrenAsync($"{RegistryPaths.Root}/{product}/services", cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<string>> ChildrenAsync(string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return [.. (await _sessions.Current.GetChildrenAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false)).Children.Order(StringComparer.Ordinal)];
+        }
+        catch (NoNodeException)
+        {
+            return [];
+        }
     }
 
     private static void CheckNames(string product, string service)

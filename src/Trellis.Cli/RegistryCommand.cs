@@ -1,0 +1,183 @@
+using System.CommandLine;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Trellis.Hosting;
+using Trellis.Rpc.Governance;
+using Trellis.Rpc.Registry;
+
+namespace Trellis.Cli;
+
+/// <summary>
+/// <c>trellis registry ls | describe | watch | offline | online</c>: what the registry holds, and taking an instance
+/// out of (or back into) traffic through the service's config. Exit codes: 0 ok, 1 not found or changed meanwhile,
+/// 2 a usage or connection problem.
+/// </summary>
+internal static class RegistryCommand
+{
+    public static Command Create()
+    {
+        var zk = new Option<string?>("--zk") { Description = "ZooKeeper connect string; without it the local registry" };
+        var local = new Option<string?>("--local-registry") { Description = "Directory of the local file registry" };
+        var product = new Option<string>("--product", "-p") { Description = "The product", Required = true };
+        var productOptional = new Option<string?>("--product", "-p") { Description = "A product (default: list the products)" };
+        var service = new Argument<string>("service") { Description = "The service" };
+        var instance = new Argument<string>("instance") { Description = "The instance id (see `describe`)" };
+
+        var ls = new Command("ls", "List the products, or a product's services with their instance counts") { productOptional, zk, local };
+        ls.SetAction(async (r, ct) => await WithRegistryAsync(r.GetValue(zk), r.GetValue(local), async registry =>
+        {
+            var browser = (IRegistryBrowser)registry;
+            if (r.GetValue(productOptional) is not { } p)
+            {
+                foreach (var name in await browser.ListProductsAsync(ct).ConfigureAwait(false))
+                {
+                    Console.WriteLine(name);
+                }
+
+                return 0;
+            }
+
+            foreach (var name in await browser.ListServicesAsync(p, ct).ConfigureAwait(false))
+            {
+                await using var watch = await registry.WatchAsync(p, name, ct).ConfigureAwait(false);
+                Console.WriteLine($"{name}\t{watch.Instances.Count} instances");
+            }
+
+            return 0;
+        }).ConfigureAwait(false));
+
+        var describe = new Command("describe", "A service's instances (offline ones marked) and its config") { product, zk, local, service };
+        describe.SetAction(async (r, ct) => await WithRegistryAsync(r.GetValue(zk), r.GetValue(local), async registry =>
+        {
+            var (p, s) = (r.GetValue(product)!, r.GetValue(service)!);
+            await using var watch = await registry.WatchAsync(p, s, ct).ConfigureAwait(false);
+            var stored = await ((IConfigStore)registry).GetConfigAsync(p, s, ct).ConfigureAwait(false);
+            var config = stored is null ? ServiceConfig.Empty : ServiceConfig.Parse(stored.Data).Config;
+            Console.WriteLine($"{p}/{s}: {watch.Instances.Count} instances");
+            foreach (var i in watch.Instances)
+            {
+                var state = config?.Offline.Contains(i.InstanceId) == true ? "OFFLINE" : i.Draining ? "draining" : "online";
+                Console.WriteLine($"  {i.InstanceId}\t{i.Endpoint()}\tzone={(i.Zone.Length == 0 ? "-" : i.Zone)}\tweight={i.Weight}\t{i.Framing}/{i.Protocol}\t{state}");
+            }
+
+            Console.WriteLine(stored is null ? "config: none (defaults)" : config is null ? $"config (version {stored.Version}) is INVALID; proxies keep their last good one" : $"config (version {stored.Version}):\n{ServiceConfig.Pretty(stored.Data)}");
+            return watch.Instances.Count > 0 || stored is not null ? 0 : 1;
+        }).ConfigureAwait(false));
+
+        var watchCommand = new Command("watch", "Print a service's instances, then every change, until Ctrl-C") { product, zk, local, service };
+        watchCommand.SetAction(async (r, ct) => await WithRegistryAsync(r.GetValue(zk), r.GetValue(local), async registry =>
+        {
+            await using var watch = await registry.WatchAsync(r.GetValue(product)!, r.GetValue(service)!, ct).ConfigureAwait(false);
+            void Print(IReadOnlyList<ServiceInstance> instances) =>
+                Console.WriteLine($"{DateTime.Now:HH:mm:ss.fff} {instances.Count} instances: {string.Join(", ", instances.Select(i => $"{i.InstanceId}@{i.Endpoint()}{(i.Draining ? " (draining)" : "")}"))}");
+            watch.Changed += Print;
+            Print(watch.Instances);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl-C
+            }
+
+            return 0;
+        }).ConfigureAwait(false));
+
+        var offline = new Command("offline", "Take an instance out of traffic (it stays registered): adds it to the service config's offline list") { product, zk, local, service, instance };
+        offline.SetAction(async (r, ct) => await WithRegistryAsync(r.GetValue(zk), r.GetValue(local), registry =>
+            SetOfflineAsync((IConfigStore)registry, r.GetValue(product)!, r.GetValue(service)!, r.GetValue(instance)!, true, ct)).ConfigureAwait(false));
+        var online = new Command("online", "Bring an instance taken offline back into traffic") { product, zk, local, service, instance };
+        online.SetAction(async (r, ct) => await WithRegistryAsync(r.GetValue(zk), r.GetValue(local), registry =>
+            SetOfflineAsync((IConfigStore)registry, r.GetValue(product)!, r.GetValue(service)!, r.GetValue(instance)!, false, ct)).ConfigureAwait(false));
+
+        return new Command("registry", "What the registry holds: ls, describe, watch; offline and online") { ls, describe, watchCommand, offline, online };
+    }
+
+    /// <summary>Read the config, change its offline list, write it back over the version read (the config stays valid).</summary>
+    private static async Task<int> SetOfflineAsync(IConfigStore store, string product, string service, string instance, bool off, CancellationToken ct)
+    {
+        if (!RegistryPaths.IsName(instance))
+        {
+            await Console.Error.WriteLineAsync($"'{instance}' is not an instance id").ConfigureAwait(false);
+            return 2;
+        }
+
+        var stored = await store.GetConfigAsync(product, service, ct).ConfigureAwait(false);
+        var json = stored is null ? new JsonObject() : JsonNode.Parse(stored.Data) as JsonObject;
+        if (json is null || (stored is not null && ServiceConfig.Parse(stored.Data).Config is null))
+        {
+            await Console.Error.WriteLineAsync($"the stored config of {product}/{service} is invalid; fix it with `trellis config set` first").ConfigureAwait(false);
+            return 1;
+        }
+
+        var list = (json["offline"] as JsonArray)?.Select(n => n?.GetValue<string>()).OfType<string>().ToList() ?? [];
+        if (off == list.Contains(instance))
+        {
+            Console.WriteLine($"{instance} is already {(off ? "offline" : "online")}");
+            return 0;
+        }
+
+        if (off)
+        {
+            list.Add(instance);
+            (json["weights"] as JsonObject)?.Remove(instance); // an offline instance has no weight
+        }
+        else
+        {
+            list.Remove(instance);
+        }
+
+        if (list.Count == 0)
+        {
+            json.Remove("offline");
+        }
+        else
+        {
+            json["offline"] = new JsonArray([.. list.Select(id => (JsonNode)JsonValue.Create(id))]);
+        }
+
+        var data = Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        try
+        {
+            var version = await store.SetConfigAsync(product, service, data, stored?.Version, ct).ConfigureAwait(false);
+            Console.WriteLine($"{instance} of {product}/{service} is now {(off ? "offline" : "online")} (config version {version})");
+            return 0;
+        }
+        catch (InvalidOperationException e)
+        {
+            await Console.Error.WriteLineAsync($"{e.Message}; nothing was changed").ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    internal static async Task<int> WithRegistryAsync(string? zk, string? local, Func<IServiceRegistry, Task<int>> action)
+    {
+        IServiceRegistry registry;
+        try
+        {
+            var options = new TrellisOptions { LocalRegistryPath = local };
+            options.ZooKeeper.ConnectString = zk;
+            registry = await TrellisRegistry.ConnectAsync(options).WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or Trellis.ZooKeeper.KeeperException or IOException or ArgumentException)
+        {
+            await Console.Error.WriteLineAsync($"trellis: cannot reach the registry: {e.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        await using (registry.ConfigureAwait(false))
+        {
+            try
+            {
+                return await action(registry).ConfigureAwait(false);
+            }
+            catch (ArgumentException e)
+            {
+                await Console.Error.WriteLineAsync($"trellis: {e.Message}").ConfigureAwait(false);
+                return 2;
+            }
+        }
+    }
+}
