@@ -169,6 +169,16 @@ internal sealed partial class FrontendConnection : ICallerConnection
             return;
         }
 
+        if (config is not null && _proxy.Throttle(service, method) is { } limit)
+        {
+            // over its rate limit at this proxy: refused unrun
+            _proxy.Stats.Throttle();
+            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0,
+                new TApplicationException(TApplicationExceptionType.InternalError,
+                    $"rate limited: {service}:{method}: over {limit.PerSecond.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} calls/s at this proxy; the call was not run"));
+            return;
+        }
+
         var timeout = (config is not null && config.Methods.TryGetValue(method, out var configured) ? configured.Timeout : null)
             ?? config?.Timeout ?? own?.Timeout ?? options.DefaultTimeout;
         List<KeyValuePair<string, string>>? headers = null;

@@ -220,6 +220,9 @@ public sealed partial class ProxyServer : IAsyncDisposable
     /// <summary>The registry config of a routed service (null before its first call).</summary>
     internal Trellis.Rpc.Governance.ServiceConfig? ConfigOf(string service) => _routes.TryGetValue(service, out var route) ? route.Config : null;
 
+    /// <summary>Takes a rate-limit token for a call; the limit that refuses it, or null when admitted (or not routed yet).</summary>
+    internal Trellis.Rpc.Governance.RateLimit? Throttle(string service, string method) => _routes.TryGetValue(service, out var route) ? route.Throttle(method) : null;
+
     internal void Forward(ForwardCall call)
     {
         if (Interlocked.Increment(ref _inFlight) == 1 && Volatile.Read(ref _sweeperIdle) == 1)

@@ -23,6 +23,7 @@ public sealed class ProxyStats : IDisposable
     private long _badFrames;
     private long _notThrift;
     private long _degraded;
+    private long _rateLimited;
     private Func<long> _connections = static () => 0;
     private Func<long> _inFlight = static () => 0;
 
@@ -40,6 +41,7 @@ public sealed class ProxyStats : IDisposable
             new Measurement<long>(BadFrames, new KeyValuePair<string, object?>("kind", "bad_frame")),
             new Measurement<long>(NotThriftConnections, new KeyValuePair<string, object?>("kind", "not_thrift")),
             new Measurement<long>(Degraded, new KeyValuePair<string, object?>("kind", "degraded")),
+            new Measurement<long>(RateLimited, new KeyValuePair<string, object?>("kind", "rate_limited")),
         }, description: "calls or connections that failed, by kind");
         _meter.CreateObservableUpDownCounter("trellis.proxy.connections", () => Connections, description: "open application connections");
         _meter.CreateObservableUpDownCounter("trellis.proxy.in_flight", () => InFlight, description: "calls being forwarded");
@@ -63,6 +65,9 @@ public sealed class ProxyStats : IDisposable
 
     /// <summary>Calls answered by a degradation rule of the service's config, without reaching an instance.</summary>
     public long Degraded => Interlocked.Read(ref _degraded);
+
+    /// <summary>Calls refused by a rate limit of the service's config.</summary>
+    public long RateLimited => Interlocked.Read(ref _rateLimited);
 
     public long NotThriftConnections => Interlocked.Read(ref _notThrift);
 
@@ -89,6 +94,8 @@ public sealed class ProxyStats : IDisposable
 
     internal void Degrade() => Interlocked.Increment(ref _degraded);
 
+    internal void Throttle() => Interlocked.Increment(ref _rateLimited);
+
     internal void NoneAvailable() => Interlocked.Increment(ref _noInstance);
 
     internal void TimedOut() => Interlocked.Increment(ref _timeouts);
@@ -113,7 +120,7 @@ public sealed class ProxyStats : IDisposable
         Line("trellis_proxy_retries_total", "counter", "calls resent to another instance", Retries);
         text.Append("# HELP trellis_proxy_errors_total calls or connections that failed, by kind\n# TYPE trellis_proxy_errors_total counter\n");
         foreach (var (kind, value) in new[] { ("unknown_service", UnknownService), ("no_instance", NoInstance), ("timeout", Timeouts),
-                     ("backend", BackendFailures), ("bad_frame", BadFrames), ("not_thrift", NotThriftConnections), ("degraded", Degraded) })
+                     ("backend", BackendFailures), ("bad_frame", BadFrames), ("not_thrift", NotThriftConnections), ("degraded", Degraded), ("rate_limited", RateLimited) })
         {
             text.Append(CultureInfo.InvariantCulture, $"trellis_proxy_errors_total{{kind=\"{kind}\"}} {value}\n");
         }

@@ -44,6 +44,22 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
     public ServiceConfig Config => Volatile.Read(ref _config);
 
     private ServiceConfig _config = ServiceConfig.Empty;
+    private Buckets _buckets = new(null, []);
+
+    /// <summary>The rate limits in force: swapped whole when a config is applied.</summary>
+    private sealed record Buckets(TokenBucket? Service, Dictionary<string, TokenBucket> Methods);
+
+    /// <summary>Takes a token for a call of <paramref name="method"/>; the limit that refuses it, or null when admitted.</summary>
+    public RateLimit? Throttle(string method)
+    {
+        var (service, methods) = Volatile.Read(ref _buckets);
+        if (methods.Count > 0 && methods.TryGetValue(method, out var own) && !own.TryTake())
+        {
+            return own.Limit;
+        }
+
+        return service is not null && !service.TryTake() ? service.Limit : null;
+    }
     private IReadOnlyList<ServiceInstance> _raw = [];
     private IConfigWatch? _configWatch;
 
@@ -170,6 +186,19 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         lock (_stop)
         {
             Volatile.Write(ref _config, config);
+            // new limits start with full buckets; unchanged ones keep theirs (a push must not reset a limit's state)
+            var (oldService, oldMethods) = _buckets;
+            var serviceBucket = config.RateLimit is { } limit ? (oldService?.Limit == limit ? oldService : new TokenBucket(limit)) : null;
+            var methodBuckets = new Dictionary<string, TokenBucket>(StringComparer.Ordinal);
+            foreach (var (name, method) in config.Methods)
+            {
+                if (method.RateLimit is { } own)
+                {
+                    methodBuckets[name] = oldMethods.TryGetValue(name, out var old) && old.Limit == own ? old : new TokenBucket(own);
+                }
+            }
+
+            Volatile.Write(ref _buckets, new Buckets(serviceBucket, methodBuckets));
             Set.SetStrategy(StrategyFor(_proxy.Options, Service, config.Strategy));
             Set.Update(config.Apply(_raw));
         }

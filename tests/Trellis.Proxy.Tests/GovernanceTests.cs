@@ -104,6 +104,40 @@ public sealed class GovernanceTests(ITestOutputHelper output)
     }
 }
 
+/// <summary>Rate limits of a service config, at a proxy under load.</summary>
+public sealed class RateLimitTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task AMethodsRateLimit_AdmitsItsRate_WithinFivePercent_AndRefusesTheRestUnrun()
+    {
+        await using var rig = await ProxyRig.StartAsync();
+        await rig.AddTrellisBackendAsync("a");
+        var clients = Enumerable.Range(0, 8).Select(_ => new Trellis.Rpc.Tests.Echo.Echo.Client(rig.Channel(rig.Tcp))).ToArray();
+        Assert.Equal("up", await clients[0].EchoAsync("up"));
+        await rig.Registry.SetConfigAsync(ProxyRig.Product, "Echo", Encoding.UTF8.GetBytes("""{ "methods": { "echo": { "rateLimit": { "perSecond": 200, "burst": 20 } } } }"""));
+        await Wait.UntilAsync(() => rig.Proxy.ConfigOf("Echo")?.Methods.ContainsKey("echo") == true, TimeSpan.FromSeconds(10), "the limit applied");
+        await Task.Delay(200); // the bucket is full (20) when the load starts
+
+        var before = rig.Proxy.Stats.Replies;
+        var clock = Stopwatch.StartNew();
+        var n = 0;
+        var load = CallLoad.Start(8, () => clients[Interlocked.Increment(ref n) & 7].EchoAsync("x"));
+        await Task.Delay(3000);
+        await load.StopAsync();
+        var seconds = clock.Elapsed.TotalSeconds;
+        var admitted = load.Ok;
+        var expected = 20 + (200 * seconds);
+        output.WriteLine($"{seconds:F2} s: {admitted} admitted (expected {expected:F0}), {load.Failures.Count} refused; ratio {admitted / expected:F3}");
+        Assert.InRange(admitted / expected, 0.95, 1.05);
+        Assert.True(load.Failures.Count > admitted, "the load ran well over the limit");
+        Assert.All(load.Failures, f => Assert.StartsWith("rate limited: Echo:echo: over 200 calls/s", f.Error.Message));
+        Assert.Equal(admitted, rig.Proxy.Stats.Replies - before); // refused calls never reached the instance
+        Assert.Equal(load.Failures.Count, rig.Proxy.Stats.RateLimited);
+        // another method is not limited
+        Assert.Equal("hello x", await new Trellis.Rpc.Tests.Echo.Other.Client(rig.Channel(rig.Tcp)).HelloAsync("x"));
+    }
+}
+
 /// <summary><c>trellis config</c> against the local registry, as an operator runs it.</summary>
 public sealed class ConfigProgramTests : IDisposable
 {

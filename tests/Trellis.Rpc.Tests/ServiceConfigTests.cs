@@ -67,6 +67,9 @@ public sealed class ServiceConfigTests
     [InlineData("""{ "offline": "a" }""", "$.offline: must be an array")]
     [InlineData("""{ "offline": ["a"], "weights": { "a": 5 } }""", "also offline")]
     [InlineData("""{ "methods": { "m": { "idempotent": "yes" } } }""", "must be true or false")]
+    [InlineData("""{ "rateLimit": { "perSecond": 0 } }""", "$.rateLimit.perSecond: calls a second")]
+    [InlineData("""{ "methods": { "m": { "rateLimit": { "perSecond": 5, "burst": 0 } } } }""", "$.methods.m.rateLimit.burst: must be a whole number from 1")]
+    [InlineData("""{ "rateLimit": { "qps": 5 } }""", "$.rateLimit.qps: unknown setting")]
     public void BadInput_IsRefusedWithAClearReport(string json, string expected)
     {
         var (config, problems) = Parse(json);

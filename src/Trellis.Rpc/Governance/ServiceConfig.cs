@@ -8,6 +8,9 @@ namespace Trellis.Rpc.Governance;
 /// <summary>What a degraded method (or service) answers instead of running: a failure with this message.</summary>
 public sealed record DegradeRule(string Error);
 
+/// <summary>A token bucket: <see cref="PerSecond"/> calls a second on average, bursts of up to <see cref="Burst"/>.</summary>
+public sealed record RateLimit(double PerSecond, int Burst);
+
 /// <summary>One method's own settings.</summary>
 public sealed record MethodConfig
 {
@@ -22,6 +25,9 @@ public sealed record MethodConfig
 
     /// <summary>Answered at once with this error instead of being forwarded.</summary>
     public DegradeRule? Degrade { get; init; }
+
+    /// <summary>Calls of this method a second, at each proxy.</summary>
+    public RateLimit? RateLimit { get; init; }
 }
 
 /// <summary>
@@ -49,6 +55,9 @@ public sealed record ServiceConfig
     /// <summary>The whole service answers at once with this error.</summary>
     public DegradeRule? Degrade { get; init; }
 
+    /// <summary>Calls of the service a second (all methods together), at each proxy.</summary>
+    public RateLimit? RateLimit { get; init; }
+
     public IReadOnlyDictionary<string, MethodConfig> Methods { get; init; } = new Dictionary<string, MethodConfig>(StringComparer.Ordinal);
 
     /// <summary>The instances as the consumer should see them: offline ones left out, weights applied.</summary>
@@ -68,8 +77,9 @@ public sealed record ServiceConfig
     public DegradeRule? DegradeFor(string method) =>
         Methods.TryGetValue(method, out var own) && own.Degrade is { } rule ? rule : Degrade;
 
-    private static readonly string[] TopKeys = ["strategy", "weights", "offline", "timeoutMs", "degrade", "methods"];
-    private static readonly string[] MethodKeys = ["timeoutMs", "retries", "idempotent", "degrade"];
+    private static readonly string[] TopKeys = ["strategy", "weights", "offline", "timeoutMs", "degrade", "rateLimit", "methods"];
+    private static readonly string[] MethodKeys = ["timeoutMs", "retries", "idempotent", "degrade", "rateLimit"];
+    private static readonly string[] RateKeys = ["perSecond", "burst"];
     private static readonly string[] DegradeKeys = ["error"];
 
     /// <summary>Reads and checks a config; on any problem the config is null and every problem is listed (<c>$.path: what</c>).</summary>
@@ -171,6 +181,7 @@ public sealed record ServiceConfig
 
             var timeout = root.TryGetProperty("timeoutMs", out var t) ? Millis(t, "$.timeoutMs", problems) : null;
             var degrade = root.TryGetProperty("degrade", out var d) ? DegradeRuleOf(d, "$.degrade", problems) : null;
+            var rate = root.TryGetProperty("rateLimit", out var rl) ? RateLimitOf(rl, "$.rateLimit", problems) : null;
             var methods = new Dictionary<string, MethodConfig>(StringComparer.Ordinal);
             if (root.TryGetProperty("methods", out var m))
             {
@@ -203,6 +214,7 @@ public sealed record ServiceConfig
                             Retries = v.TryGetProperty("retries", out var r) ? Int(r, path + ".retries", 0, 10, problems) : null,
                             Idempotent = v.TryGetProperty("idempotent", out var idem) && Bool(idem, path + ".idempotent", problems),
                             Degrade = v.TryGetProperty("degrade", out var md) ? DegradeRuleOf(md, path + ".degrade", problems) : null,
+                            RateLimit = v.TryGetProperty("rateLimit", out var mr) ? RateLimitOf(mr, path + ".rateLimit", problems) : null,
                         };
                         if (config.Retries > 0 && !config.Idempotent)
                         {
@@ -231,6 +243,7 @@ public sealed record ServiceConfig
                 Offline = offline,
                 Timeout = timeout,
                 Degrade = degrade,
+                RateLimit = rate,
                 Methods = methods,
             }, []);
         }
@@ -295,6 +308,30 @@ public sealed record ServiceConfig
         }
 
         return new DegradeRule(error.GetString()!);
+    }
+
+    private static RateLimit? RateLimitOf(JsonElement value, string path, List<string> problems)
+    {
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            problems.Add($"{path}: must be an object such as {{\"perSecond\": 100, \"burst\": 20}}");
+            return null;
+        }
+
+        Unknown(value, path, RateKeys, problems);
+        double? perSecond = null;
+        if (!value.TryGetProperty("perSecond", out var rate) || rate.ValueKind != JsonValueKind.Number || !rate.TryGetDouble(out var r) || r is < 0.001 or > 10_000_000)
+        {
+            problems.Add($"{path}.perSecond: calls a second, from 0.001 to 10000000");
+        }
+        else
+        {
+            perSecond = r;
+        }
+
+        // default burst: one second's worth (at least 1)
+        var burst = value.TryGetProperty("burst", out var b) ? Int(b, path + ".burst", 1, 10_000_000, problems) : (int)Math.Max(1, Math.Ceiling(perSecond ?? 1));
+        return perSecond is { } ps && burst is { } bu ? new RateLimit(ps, bu) : null;
     }
 
     /// <summary>The config as indented JSON (for <c>trellis config get</c>).</summary>
