@@ -8,7 +8,7 @@ namespace Trellis.Hosting;
 /// Direct mode: a <see cref="BalancedChannel"/> over a registry resolver that starts watching on the first call,
 /// so building the client never blocks on the registry.
 /// </summary>
-internal sealed class DirectChannel(IInstanceResolver resolver, BalancedChannelOptions options) : IThriftChannel, IAsyncDisposable
+internal sealed class DirectChannel(IInstanceResolver resolver, BalancedChannelOptions options, Func<string?, BalancerStrategy>? strategyFor = null) : IThriftChannel, IAsyncDisposable
 {
     private readonly object _lock = new();
     private Task<BalancedChannel>? _channel;
@@ -30,7 +30,18 @@ internal sealed class DirectChannel(IInstanceResolver resolver, BalancedChannelO
     private async Task<BalancedChannel> StartAsync()
     {
         await resolver.StartAsync().ConfigureAwait(false);
-        return new BalancedChannel(resolver, options);
+        var channel = new BalancedChannel(resolver, options);
+        if (resolver is Trellis.Rpc.Governance.ConfiguredResolver configured && strategyFor is not null)
+        {
+            // a strategy set in the service's config replaces the client's own, and goes back to it when removed
+            configured.ConfigChanged += config => channel.SetStrategy(strategyFor(config.Strategy));
+            if (configured.Config.Strategy is { } strategy)
+            {
+                channel.SetStrategy(strategyFor(strategy));
+            }
+        }
+
+        return channel;
     }
 
     public async ValueTask CallAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, CancellationToken cancellationToken)

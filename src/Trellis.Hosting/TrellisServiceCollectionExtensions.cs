@@ -69,20 +69,33 @@ public static class TrellisServiceCollectionExtensions
             if (section.Mode == "direct")
             {
                 var logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name);
-                var resolver = new RegistryResolver(sp.GetRequiredService<IServiceRegistry>(), options.Product, section.Service ?? name, logger: logger);
-                var strategy = BalancerStrategy.Parse(section.Strategy);
-                if (section.Locality)
+                var registry = sp.GetRequiredService<IServiceRegistry>();
+                var target = section.Service ?? name;
+                IInstanceResolver resolver = new RegistryResolver(registry, options.Product, target, logger: logger);
+                if (registry is Trellis.Rpc.Governance.IConfigStore store)
                 {
-                    var self = ServiceHost.AdvertisedHost("0.0.0.0", options.Server.AdvertisedHost, options.Server.IpPrefix);
-                    var zone = LocalityStrategy.ZoneOf(new ServiceInstance { Product = options.Product, Service = "self", InstanceId = "self", Host = self, Port = 1 });
-                    strategy = new LocalityStrategy(strategy, self, zone);
+                    // the service's config from the registry: instances offline, weights and the strategy, applied live
+                    resolver = new Trellis.Rpc.Governance.ConfiguredResolver(resolver, store, options.Product, target, logger);
+                }
+
+                BalancerStrategy StrategyFor(string? configured)
+                {
+                    var strategy = BalancerStrategy.Parse(configured ?? section.Strategy);
+                    if (section.Locality)
+                    {
+                        var self = ServiceHost.AdvertisedHost("0.0.0.0", options.Server.AdvertisedHost, options.Server.IpPrefix);
+                        var zone = LocalityStrategy.ZoneOf(new ServiceInstance { Product = options.Product, Service = "self", InstanceId = "self", Host = self, Port = 1 });
+                        strategy = new LocalityStrategy(strategy, self, zone);
+                    }
+
+                    return strategy;
                 }
 
                 return new DirectChannel(resolver, new BalancedChannelOptions
                 {
-                    Strategy = strategy,
+                    Strategy = StrategyFor(null),
                     DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
-                });
+                }, StrategyFor);
             }
 
             var encoding = new ThriftEncoding(

@@ -219,6 +219,78 @@ public sealed class HostingTests : IDisposable
     }
 
     [Fact]
+    public async Task DirectModeClients_FollowTheServiceConfig_InstancesTakenOffline()
+    {
+        var servers = new List<IHost>();
+        var services = new List<EchoService>();
+        try
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                var service = new EchoService();
+                services.Add(service);
+                var host = Build(new()
+                {
+                    ["Trellis:Product"] = "demo",
+                    ["Trellis:Registry"] = "local",
+                    ["Trellis:LocalRegistryPath"] = _registry,
+                    ["Trellis:Server:Listen:0"] = $"tcp://127.0.0.{i + 1}:0",
+                    ["Trellis:Server:AdvertisedHost"] = $"127.0.0.{i + 1}",
+                    ["Trellis:Server:DeregisterDelaySeconds"] = "0",
+                }, (s, configuration) => s.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(service)));
+                servers.Add(host);
+                await host.StartAsync();
+            }
+
+            var registry = new LocalRegistry(_registry);
+            await using (var watch = await registry.WatchAsync("demo", "Echo"))
+            {
+                await Wait.UntilAsync(() => watch.Instances.Count == 2, TimeSpan.FromSeconds(10), "both registered");
+                var second = watch.Instances.Single(i => i.Host == "127.0.0.2").InstanceId;
+                await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes($$"""{ "offline": ["{{second}}"], "strategy": "round_robin" }"""));
+            }
+
+            using var clientHost = Build(new()
+            {
+                ["Trellis:Product"] = "demo",
+                ["Trellis:Registry"] = "local",
+                ["Trellis:LocalRegistryPath"] = _registry,
+                ["Trellis:Clients:Echo:Mode"] = "direct",
+                ["Trellis:Clients:Echo:Locality"] = "false",
+            }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
+            await clientHost.StartAsync();
+            var client = clientHost.Services.GetRequiredService<Echo.Echo.Client>();
+            for (var i = 0; i < 40; i++)
+            {
+                Assert.Equal("x", await client.EchoAsync("x"));
+                await client.FireAsync("x");
+            }
+
+            await Wait.UntilAsync(() => services[0].Fired.Count == 40, TimeSpan.FromSeconds(10), "the oneway calls to arrive");
+            Assert.Empty(services[1].Fired); // offline: registered, but sent nothing
+
+            // back online: both get calls again
+            await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes("{}"));
+            for (var attempt = 0; attempt < 500 && services[1].Fired.Count == 0; attempt++)
+            {
+                await client.FireAsync("y");
+                await Task.Delay(20);
+            }
+
+            Assert.NotEmpty(services[1].Fired);
+            await clientHost.StopAsync();
+        }
+        finally
+        {
+            foreach (var host in servers)
+            {
+                await host.StopAsync();
+                host.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public void IpPrefix_ChoosesTheLocalAddress_OrSaysWhatThereIs()
     {
         Assert.Equal("127.0.0.1", ServiceHost.AdvertisedHost("0.0.0.0", null, "127."));
