@@ -179,6 +179,17 @@ internal sealed partial class FrontendConnection : ICallerConnection
             return;
         }
 
+        Trellis.Rpc.Governance.ConcurrencyGate? methodGate = null, serviceGate = null;
+        if (config is not null && _proxy.Enter(service, method, out methodGate, out serviceGate) is { } cap)
+        {
+            // at its concurrency limit at this proxy: refused unrun (a caller may try another proxy or instance)
+            _proxy.Stats.Throttle();
+            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0,
+                new TApplicationException(TApplicationExceptionType.InternalError,
+                    $"{RpcErrors.OverloadedPrefix}{service}:{method}: {cap} calls in flight at this proxy (maxConcurrent); the call was not run"));
+            return;
+        }
+
         var timeout = (config is not null && config.Methods.TryGetValue(method, out var configured) ? configured.Timeout : null)
             ?? config?.Timeout ?? own?.Timeout ?? options.DefaultTimeout;
         List<KeyValuePair<string, string>>? headers = null;
@@ -213,6 +224,8 @@ internal sealed partial class FrontendConnection : ICallerConnection
             HeaderFlags = info?.Flags ?? 0,
             HeaderZlib = info is { Transforms.Count: > 0 },
             Deadline = now + (long)(timeout.TotalSeconds * Stopwatch.Frequency),
+            MethodGate = methodGate,
+            ServiceGate = serviceGate,
         };
         Interlocked.Increment(ref _inFlight);
         _proxy.Forward(call);

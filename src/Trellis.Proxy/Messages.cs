@@ -220,6 +220,11 @@ internal sealed class ForwardCall
     public long Deadline { get; set; }
 
     public bool IsOneway => Type == TMessageType.Oneway;
+
+    /// <summary>Concurrency limits this call holds (exited when the proxy is done with it).</summary>
+    public Trellis.Rpc.Governance.ConcurrencyGate? MethodGate { get; init; }
+
+    public Trellis.Rpc.Governance.ConcurrencyGate? ServiceGate { get; init; }
 }
 
 /// <summary>What a backend answered: REPLY or EXCEPTION, with the body in the backend's protocol.</summary>

@@ -223,6 +223,13 @@ public sealed partial class ProxyServer : IAsyncDisposable
     /// <summary>Takes a rate-limit token for a call; the limit that refuses it, or null when admitted (or not routed yet).</summary>
     internal Trellis.Rpc.Governance.RateLimit? Throttle(string service, string method) => _routes.TryGetValue(service, out var route) ? route.Throttle(method) : null;
 
+    /// <summary>Enters a service's concurrency limits for a call (see <see cref="ServiceRoute.Enter"/>).</summary>
+    internal int? Enter(string service, string method, out Trellis.Rpc.Governance.ConcurrencyGate? methodGate, out Trellis.Rpc.Governance.ConcurrencyGate? serviceGate)
+    {
+        methodGate = serviceGate = null;
+        return _routes.TryGetValue(service, out var route) ? route.Enter(method, out methodGate, out serviceGate) : null;
+    }
+
     internal void Forward(ForwardCall call)
     {
         if (Interlocked.Increment(ref _inFlight) == 1 && Volatile.Read(ref _sweeperIdle) == 1)
@@ -356,6 +363,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
         finally
         {
+            call.MethodGate?.Exit();
+            call.ServiceGate?.Exit();
             call.Body.Dispose();
             call.Client.Done();
             if (Interlocked.Decrement(ref _inFlight) == 0 && _stopping.IsCancellationRequested)

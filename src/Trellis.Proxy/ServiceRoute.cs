@@ -44,15 +44,46 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
     public ServiceConfig Config => Volatile.Read(ref _config);
 
     private ServiceConfig _config = ServiceConfig.Empty;
-    private Buckets _buckets = new(null, []);
+    private Buckets _buckets = new(null, [], null, []);
 
-    /// <summary>The rate limits in force: swapped whole when a config is applied.</summary>
-    private sealed record Buckets(TokenBucket? Service, Dictionary<string, TokenBucket> Methods);
+    /// <summary>The rate and concurrency limits in force: swapped whole when a config is applied.</summary>
+    private sealed record Buckets(TokenBucket? Service, Dictionary<string, TokenBucket> Methods, ConcurrencyGate? ServiceGate, Dictionary<string, ConcurrencyGate> MethodGates);
+
+    /// <summary>Enters the concurrency limits of a call of <paramref name="method"/>: the limit that refuses it (nothing held), or null with the gates to exit when it is done.</summary>
+    public int? Enter(string method, out ConcurrencyGate? methodGate, out ConcurrencyGate? serviceGate)
+    {
+        var buckets = Volatile.Read(ref _buckets);
+        methodGate = null;
+        serviceGate = null;
+        if (buckets.MethodGates.Count > 0 && buckets.MethodGates.TryGetValue(method, out var own))
+        {
+            if (!own.TryEnter())
+            {
+                return own.Limit;
+            }
+
+            methodGate = own;
+        }
+
+        if (buckets.ServiceGate is { } gate)
+        {
+            if (!gate.TryEnter())
+            {
+                methodGate?.Exit();
+                methodGate = null;
+                return gate.Limit;
+            }
+
+            serviceGate = gate;
+        }
+
+        return null;
+    }
 
     /// <summary>Takes a token for a call of <paramref name="method"/>; the limit that refuses it, or null when admitted.</summary>
     public RateLimit? Throttle(string method)
     {
-        var (service, methods) = Volatile.Read(ref _buckets);
+        var (service, methods, _, _) = Volatile.Read(ref _buckets);
         if (methods.Count > 0 && methods.TryGetValue(method, out var own) && !own.TryTake())
         {
             return own.Limit;
@@ -187,7 +218,7 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         {
             Volatile.Write(ref _config, config);
             // new limits start with full buckets; unchanged ones keep theirs (a push must not reset a limit's state)
-            var (oldService, oldMethods) = _buckets;
+            var (oldService, oldMethods, _, _) = _buckets;
             var serviceBucket = config.RateLimit is { } limit ? (oldService?.Limit == limit ? oldService : new TokenBucket(limit)) : null;
             var methodBuckets = new Dictionary<string, TokenBucket>(StringComparer.Ordinal);
             foreach (var (name, method) in config.Methods)
@@ -198,7 +229,18 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                 }
             }
 
-            Volatile.Write(ref _buckets, new Buckets(serviceBucket, methodBuckets));
+            // concurrency gates: an unchanged limit keeps its gate (and the count of calls inside it)
+            var serviceGate = config.MaxConcurrent is { } cap ? (_buckets.ServiceGate?.Limit == cap ? _buckets.ServiceGate : new ConcurrencyGate(cap)) : null;
+            var methodGates = new Dictionary<string, ConcurrencyGate>(StringComparer.Ordinal);
+            foreach (var (name, method) in config.Methods)
+            {
+                if (method.MaxConcurrent is { } own)
+                {
+                    methodGates[name] = _buckets.MethodGates.TryGetValue(name, out var old) && old.Limit == own ? old : new ConcurrencyGate(own);
+                }
+            }
+
+            Volatile.Write(ref _buckets, new Buckets(serviceBucket, methodBuckets, serviceGate, methodGates));
             Set.SetStrategy(StrategyFor(_proxy.Options, Service, config.Strategy));
             Set.Update(config.Apply(_raw));
         }

@@ -138,6 +138,33 @@ public sealed class RateLimitTests(ITestOutputHelper output)
     }
 }
 
+/// <summary>Concurrency limits of a service config at a proxy.</summary>
+public sealed class ConcurrencyLimitTests
+{
+    [Fact]
+    public async Task AMethodsConcurrencyLimit_RefusesCallsBeyondIt_UnrunAsOverloaded_AndFreesItsSlots()
+    {
+        await using var rig = await ProxyRig.StartAsync();
+        var (_, service, _) = await rig.AddTrellisBackendAsync("a");
+        var clients = Enumerable.Range(0, 5).Select(_ => new Trellis.Rpc.Tests.Echo.Echo.Client(rig.Channel(rig.Tcp))).ToArray();
+        Assert.Equal("up", await clients[0].EchoAsync("up"));
+        await rig.Registry.SetConfigAsync(ProxyRig.Product, "Echo", Encoding.UTF8.GetBytes("""{ "methods": { "slow": { "maxConcurrent": 2 } } }"""));
+        await Wait.UntilAsync(() => rig.Proxy.ConfigOf("Echo")?.Methods.ContainsKey("slow") == true, TimeSpan.FromSeconds(10), "the limit applied");
+
+        var first = new[] { clients[0].SlowAsync(1500, "1"), clients[1].SlowAsync(1500, "2") };
+        await Wait.UntilAsync(() => service.Running == 2, TimeSpan.FromSeconds(5), "two slow calls running");
+        for (var i = 2; i < 5; i++)
+        {
+            var e = await Assert.ThrowsAsync<TApplicationException>(() => clients[i].SlowAsync(1500, "x"));
+            Assert.Equal("overloaded: Echo:slow: 2 calls in flight at this proxy (maxConcurrent); the call was not run", e.Message);
+        }
+
+        Assert.Equal("echo is not limited", await clients[2].EchoAsync("echo is not limited"));
+        Assert.Equal(["1", "2"], await Task.WhenAll(first));
+        Assert.Equal("3", await clients[3].SlowAsync(10, "3")); // the slots were given back
+    }
+}
+
 /// <summary><c>trellis config</c> against the local registry, as an operator runs it.</summary>
 public sealed class ConfigProgramTests : IDisposable
 {

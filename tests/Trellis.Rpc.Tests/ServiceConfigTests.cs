@@ -70,6 +70,7 @@ public sealed class ServiceConfigTests
     [InlineData("""{ "rateLimit": { "perSecond": 0 } }""", "$.rateLimit.perSecond: calls a second")]
     [InlineData("""{ "methods": { "m": { "rateLimit": { "perSecond": 5, "burst": 0 } } } }""", "$.methods.m.rateLimit.burst: must be a whole number from 1")]
     [InlineData("""{ "rateLimit": { "qps": 5 } }""", "$.rateLimit.qps: unknown setting")]
+    [InlineData("""{ "methods": { "m": { "maxConcurrent": 0 } } }""", "$.methods.m.maxConcurrent: must be a whole number from 1")]
     public void BadInput_IsRefusedWithAClearReport(string json, string expected)
     {
         var (config, problems) = Parse(json);

@@ -28,6 +28,9 @@ public sealed record MethodConfig
 
     /// <summary>Calls of this method a second, at each proxy.</summary>
     public RateLimit? RateLimit { get; init; }
+
+    /// <summary>Calls of this method in flight at most, at each proxy.</summary>
+    public int? MaxConcurrent { get; init; }
 }
 
 /// <summary>
@@ -58,6 +61,9 @@ public sealed record ServiceConfig
     /// <summary>Calls of the service a second (all methods together), at each proxy.</summary>
     public RateLimit? RateLimit { get; init; }
 
+    /// <summary>Calls of the service in flight at most (all methods together), at each proxy.</summary>
+    public int? MaxConcurrent { get; init; }
+
     public IReadOnlyDictionary<string, MethodConfig> Methods { get; init; } = new Dictionary<string, MethodConfig>(StringComparer.Ordinal);
 
     /// <summary>The instances as the consumer should see them: offline ones left out, weights applied.</summary>
@@ -77,8 +83,8 @@ public sealed record ServiceConfig
     public DegradeRule? DegradeFor(string method) =>
         Methods.TryGetValue(method, out var own) && own.Degrade is { } rule ? rule : Degrade;
 
-    private static readonly string[] TopKeys = ["strategy", "weights", "offline", "timeoutMs", "degrade", "rateLimit", "methods"];
-    private static readonly string[] MethodKeys = ["timeoutMs", "retries", "idempotent", "degrade", "rateLimit"];
+    private static readonly string[] TopKeys = ["strategy", "weights", "offline", "timeoutMs", "degrade", "rateLimit", "maxConcurrent", "methods"];
+    private static readonly string[] MethodKeys = ["timeoutMs", "retries", "idempotent", "degrade", "rateLimit", "maxConcurrent"];
     private static readonly string[] RateKeys = ["perSecond", "burst"];
     private static readonly string[] DegradeKeys = ["error"];
 
@@ -182,6 +188,7 @@ public sealed record ServiceConfig
             var timeout = root.TryGetProperty("timeoutMs", out var t) ? Millis(t, "$.timeoutMs", problems) : null;
             var degrade = root.TryGetProperty("degrade", out var d) ? DegradeRuleOf(d, "$.degrade", problems) : null;
             var rate = root.TryGetProperty("rateLimit", out var rl) ? RateLimitOf(rl, "$.rateLimit", problems) : null;
+            var maxConcurrent = root.TryGetProperty("maxConcurrent", out var mc) ? Int(mc, "$.maxConcurrent", 1, 1_000_000, problems) : null;
             var methods = new Dictionary<string, MethodConfig>(StringComparer.Ordinal);
             if (root.TryGetProperty("methods", out var m))
             {
@@ -215,6 +222,7 @@ public sealed record ServiceConfig
                             Idempotent = v.TryGetProperty("idempotent", out var idem) && Bool(idem, path + ".idempotent", problems),
                             Degrade = v.TryGetProperty("degrade", out var md) ? DegradeRuleOf(md, path + ".degrade", problems) : null,
                             RateLimit = v.TryGetProperty("rateLimit", out var mr) ? RateLimitOf(mr, path + ".rateLimit", problems) : null,
+                            MaxConcurrent = v.TryGetProperty("maxConcurrent", out var mmc) ? Int(mmc, path + ".maxConcurrent", 1, 1_000_000, problems) : null,
                         };
                         if (config.Retries > 0 && !config.Idempotent)
                         {
@@ -244,6 +252,7 @@ public sealed record ServiceConfig
                 Timeout = timeout,
                 Degrade = degrade,
                 RateLimit = rate,
+                MaxConcurrent = maxConcurrent,
                 Methods = methods,
             }, []);
         }

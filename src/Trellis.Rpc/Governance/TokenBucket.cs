@@ -32,3 +32,26 @@ public sealed class TokenBucket(RateLimit limit)
         }
     }
 }
+
+/// <summary>At most <see cref="Limit"/> calls at once: <see cref="TryEnter"/> before a call, <see cref="Exit"/> after it.</summary>
+public sealed class ConcurrencyGate(int limit)
+{
+    private int _inside;
+
+    public int Limit { get; } = limit;
+
+    public int Inside => Volatile.Read(ref _inside);
+
+    public bool TryEnter()
+    {
+        if (Interlocked.Increment(ref _inside) <= Limit)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _inside);
+        return false;
+    }
+
+    public void Exit() => Interlocked.Decrement(ref _inside);
+}
