@@ -99,7 +99,32 @@ internal static class ConfigCommand
             }).ConfigureAwait(false);
         });
 
-        return new Command("config", "Service configuration in the registry: get, set, validate, diff") { get, set, validate, diff };
+        var limit = new Option<int>("--last", "-n") { Description = "How many versions to show (newest first)", DefaultValueFactory = _ => 10 };
+        var history = new Command("history", "The configs written so far, newest first, each with the change from the one before") { product, zk, local, service, limit };
+        history.SetAction(async (r, ct) => await WithStoreAsync(r.GetValue(zk), r.GetValue(local), async store =>
+        {
+            var entries = await store.GetConfigHistoryAsync(r.GetValue(product)!, r.GetValue(service)!, ct).ConfigureAwait(false);
+            if (entries.Count == 0)
+            {
+                await Console.Error.WriteLineAsync($"{r.GetValue(product)}/{r.GetValue(service)}: no config was ever written").ConfigureAwait(false);
+                return 1;
+            }
+
+            var shown = entries.Take(Math.Max(1, r.GetValue(limit))).ToList();
+            for (var i = 0; i < shown.Count; i++)
+            {
+                Console.WriteLine($"== {shown[i].Id}  {shown[i].WrittenAt.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z{(i == 0 ? "  (in force)" : "")}");
+                var before = i + 1 < entries.Count ? Pretty(entries[i + 1].Data).Split('\n') : [];
+                foreach (var line in LineDiff(before, Pretty(shown[i].Data).Split('\n')).Where(l => l[0] != ' '))
+                {
+                    Console.WriteLine(line);
+                }
+            }
+
+            return 0;
+        }).ConfigureAwait(false));
+
+        return new Command("config", "Service configuration in the registry: get, set, validate, diff, history") { get, set, validate, diff, history };
     }
 
     private static Task<int> WithStoreAsync(string? zk, string? local, Func<IConfigStore, Task<int>> action) =>

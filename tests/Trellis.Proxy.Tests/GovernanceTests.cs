@@ -93,6 +93,12 @@ public sealed class GovernanceTests(ITestOutputHelper output)
             await operatorSide.SetConfigAsync(product, "Echo", Encoding.UTF8.GetBytes("{}"));
             await Wait.UntilAsync(() => proxies.All(p => p.ConfigOf("Echo")?.DegradeFor("echo") is null), TimeSpan.FromSeconds(10), "degradation lifted");
             Assert.Equal("back", await clients[2].EchoAsync("back"));
+
+            // every write is kept in the history, the malformed one too (it was written; the proxies refused it)
+            var history = await operatorSide.GetConfigHistoryAsync(product, "Echo");
+            Assert.Equal(4, history.Count);
+            Assert.Equal("{}", Encoding.UTF8.GetString(history[0].Data));
+            Assert.Contains("\"offline\": [\"a\"]", Encoding.UTF8.GetString(history[3].Data));
         }
         finally
         {
@@ -216,6 +222,13 @@ public sealed class ConfigProgramTests : IDisposable
         Assert.Equal(0, code);
         (code, _, _) = await TrellisAsync(["config", "validate", next]);
         Assert.Equal(0, code);
+
+        // two writes so far (the refused one left no trace), newest first, each with its change
+        (code, stdout, _) = await TrellisAsync(["config", "history", .. at]);
+        Assert.Equal(0, code);
+        Assert.Equal(2, stdout.Split('\n').Count(l => l.StartsWith("== v-", StringComparison.Ordinal)));
+        Assert.Contains("(in force)", stdout.Split('\n')[0]);
+        Assert.Contains("+     \"b\"", stdout);
     }
 }
 

@@ -3,6 +3,9 @@ namespace Trellis.Rpc.Governance;
 /// <summary>A stored service config and its version (for compare-and-set).</summary>
 public sealed record StoredConfig(byte[] Data, int Version);
 
+/// <summary>One earlier version of a service's config, as written (newest first in a history).</summary>
+public sealed record ConfigHistoryEntry(string Id, DateTimeOffset WrittenAt, byte[] Data);
+
 /// <summary>A service's config as the registry holds it now, and every change after (null: none set).</summary>
 public interface IConfigWatch : IAsyncDisposable
 {
@@ -24,4 +27,13 @@ public interface IConfigStore
     Task<int> SetConfigAsync(string product, string service, ReadOnlyMemory<byte> data, int? expectedVersion = null, CancellationToken cancellationToken = default);
 
     Task<IConfigWatch> WatchConfigAsync(string product, string service, CancellationToken cancellationToken = default);
+
+    /// <summary>The configs written so far, newest first (the last <see cref="ConfigHistory.Kept"/>).</summary>
+    Task<IReadOnlyList<ConfigHistoryEntry>> GetConfigHistoryAsync(string product, string service, CancellationToken cancellationToken = default);
+}
+
+public static class ConfigHistory
+{
+    /// <summary>Versions kept per service; older ones are removed as new ones are written.</summary>
+    public const int Kept = 50;
 }

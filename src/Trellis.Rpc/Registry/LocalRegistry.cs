@@ -133,7 +133,25 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
         var temp = $"{file}.{Environment.ProcessId}.tmp";
         await System.IO.File.WriteAllBytesAsync(temp, data.ToArray(), cancellationToken).ConfigureAwait(false);
         System.IO.File.Move(temp, file, overwrite: true); // readers see the old file or the new one, never half of one
+        var history = file[..^".json".Length] + "-history";
+        System.IO.Directory.CreateDirectory(history);
+        await System.IO.File.WriteAllBytesAsync(Path.Combine(history, $"v-{DateTime.UtcNow.Ticks:D19}.json"), data.ToArray(), cancellationToken).ConfigureAwait(false);
+        foreach (var old in System.IO.Directory.GetFiles(history, "v-*.json").Order(StringComparer.Ordinal).SkipLast(Governance.ConfigHistory.Kept))
+        {
+            System.IO.File.Delete(old);
+        }
+
         return VersionOf(data.ToArray());
+    }
+
+    public Task<IReadOnlyList<Governance.ConfigHistoryEntry>> GetConfigHistoryAsync(string product, string service, CancellationToken cancellationToken = default)
+    {
+        var history = ConfigFile(product, service)[..^".json".Length] + "-history";
+        IReadOnlyList<Governance.ConfigHistoryEntry> entries = System.IO.Directory.Exists(history)
+            ? [.. System.IO.Directory.GetFiles(history, "v-*.json").OrderDescending(StringComparer.Ordinal).Select(f => new Governance.ConfigHistoryEntry(
+                Path.GetFileNameWithoutExtension(f), new DateTimeOffset(System.IO.File.GetLastWriteTimeUtc(f), TimeSpan.Zero), System.IO.File.ReadAllBytes(f)))]
+            : [];
+        return Task.FromResult(entries);
     }
 
     public Task<Governance.IConfigWatch> WatchConfigAsync(string product, string service, CancellationToken cancellationToken = default)

@@ -108,7 +108,9 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.ICo
         var path = RegistryPaths.Config(product, service);
         try
         {
-            return (await client.SetDataAsync(path, data, expectedVersion ?? -1, cancellationToken).ConfigureAwait(false)).Version;
+            var version = (await client.SetDataAsync(path, data, expectedVersion ?? -1, cancellationToken).ConfigureAwait(false)).Version;
+            await RecordHistoryAsync(client, product, service, data, cancellationToken).ConfigureAwait(false);
+            return version;
         }
         catch (NoNodeException) when (expectedVersion is null or -1)
         {
@@ -127,6 +129,7 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.ICo
             }
 
             await client.CreateAsync(path, data, CreateMode.Persistent, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await RecordHistoryAsync(client, product, service, data, cancellationToken).ConfigureAwait(false);
             return 0;
         }
         catch (BadVersionException)
@@ -162,6 +165,68 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.ICo
         {
             return [];
         }
+    }
+
+    private static string HistoryOf(string product, string service) => RegistryPaths.Service(product, service) + "/config-history";
+
+    /// <summary>Keeps what was written as a sequential node under <c>config-history</c>, trimmed to the last <see cref="Governance.ConfigHistory.Kept"/>.</summary>
+    private static async Task RecordHistoryAsync(ZooKeeperClient client, string product, string service, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var history = HistoryOf(product, service);
+        try
+        {
+            await client.CreateAsync(history, ReadOnlyMemory<byte>.Empty, CreateMode.Persistent, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (NodeExistsException)
+        {
+            // there already
+        }
+
+        await client.CreateAsync(history + "/v-", data, CreateMode.PersistentSequential, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var names = (await client.GetChildrenAsync(history, cancellationToken: cancellationToken).ConfigureAwait(false)).Children.Order(StringComparer.Ordinal).ToList();
+        foreach (var old in names.Take(Math.Max(0, names.Count - Governance.ConfigHistory.Kept)))
+        {
+            try
+            {
+                await client.DeleteAsync($"{history}/{old}", cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (NoNodeException)
+            {
+                // another writer trimmed it
+            }
+        }
+    }
+
+    public async Task<IReadOnlyList<Governance.ConfigHistoryEntry>> GetConfigHistoryAsync(string product, string service, CancellationToken cancellationToken = default)
+    {
+        CheckNames(product, service);
+        var client = _sessions.Current;
+        var history = HistoryOf(product, service);
+        IReadOnlyList<string> names;
+        try
+        {
+            names = (await client.GetChildrenAsync(history, cancellationToken: cancellationToken).ConfigureAwait(false)).Children;
+        }
+        catch (NoNodeException)
+        {
+            return [];
+        }
+
+        var entries = new List<Governance.ConfigHistoryEntry>();
+        foreach (var name in names.OrderDescending(StringComparer.Ordinal))
+        {
+            try
+            {
+                var node = await client.GetDataAsync($"{history}/{name}", cancellationToken: cancellationToken).ConfigureAwait(false);
+                entries.Add(new Governance.ConfigHistoryEntry(name, DateTimeOffset.FromUnixTimeMilliseconds(node.Stat.Ctime), node.Data));
+            }
+            catch (NoNodeException)
+            {
+                // trimmed meanwhile
+            }
+        }
+
+        return entries;
     }
 
     private static void CheckNames(string product, string service)
