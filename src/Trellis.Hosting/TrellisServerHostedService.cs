@@ -24,6 +24,7 @@ internal sealed class TrellisServerHostedService(IServiceProvider services, Func
         {
             MaxConcurrentCalls = options.Server.MaxConcurrentCalls,
             Logger = loggers?.CreateLogger("Trellis.Server"),
+            Product = options.Product,
         };
         foreach (var endpoint in options.Server.Listen)
         {

@@ -159,6 +159,18 @@ internal sealed partial class FrontendConnection : ICallerConnection
         var method = name.Method;
         var now = Stopwatch.GetTimestamp();
         options.Services.TryGetValue(service, out var own);
+        string? callerProduct = null;
+        if (info is not null && info.TryGet(RpcHeaders.CallerProduct, out var declared))
+        {
+            callerProduct = declared;
+            if (Trellis.Rpc.Governance.ProductIsolation.Refusal(declared, options.Product) is { } refusal)
+            {
+                Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info.Flags,
+                    new TApplicationException(TApplicationExceptionType.InternalError, refusal));
+                return;
+            }
+        }
+
         var config = _proxy.ConfigOf(service);
         if (config?.DegradeFor(method) is { } degraded)
         {
@@ -209,6 +221,20 @@ internal sealed partial class FrontendConnection : ICallerConnection
             }
         }
 
+        // a caller that did not say its product is a caller of this proxy's product (a proxy serves one product)
+        IReadOnlyList<KeyValuePair<string, string>>? forwarded = headers;
+        if (callerProduct is null)
+        {
+            if (headers is null)
+            {
+                forwarded = _proxy.ProductHeader; // shared: no list per call
+            }
+            else
+            {
+                headers.Add(_proxy.ProductHeader[0]);
+            }
+        }
+
         var call = new ForwardCall
         {
             Client = this,
@@ -220,7 +246,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
             SeqId = seqId,
             Protocol = frame.Protocol,
             Body = new PooledBody(payload[bodyOffset..]),
-            Headers = headers,
+            Headers = forwarded,
             HeaderFlags = info?.Flags ?? 0,
             HeaderZlib = info is { Transforms.Count: > 0 },
             Deadline = now + (long)(timeout.TotalSeconds * Stopwatch.Frequency),

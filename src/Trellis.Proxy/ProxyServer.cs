@@ -97,6 +97,11 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     internal NameCache Names { get; } = new();
 
+    /// <summary>The caller-product header for callers that did not say theirs: this proxy's product.</summary>
+    internal IReadOnlyList<KeyValuePair<string, string>> ProductHeader => _productHeader ??= [new(RpcHeaders.CallerProduct, _options.Product)];
+
+    private IReadOnlyList<KeyValuePair<string, string>>? _productHeader;
+
     /// <summary>The registry is connected (false while it has never been reachable since the start).</summary>
     public bool RegistryConnected => _registry.Task.IsCompletedSuccessfully;
 

@@ -15,6 +15,9 @@ public static class RpcHeaders
 
     public const string TraceState = "tracestate";
 
+    /// <summary>The calling application's product (see <see cref="Governance.ProductIsolation"/>).</summary>
+    public const string CallerProduct = "trellis-caller-product";
+
     public static bool TryGetTimeout(THeaderInfo info, out TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(info);

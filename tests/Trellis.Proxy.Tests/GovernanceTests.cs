@@ -171,6 +171,56 @@ public sealed class ConcurrencyLimitTests
     }
 }
 
+/// <summary>Product isolation: callers of test products never reach online ones.</summary>
+public sealed class ProductIsolationTests(ITestOutputHelper output)
+{
+    private static ThriftChannel Channel(RpcEndpoint endpoint, string? callerProduct) => new(new ThriftChannelOptions
+    {
+        Endpoint = endpoint,
+        Encoding = new ThriftEncoding(ThriftFraming.Header, ThriftProtocol.Binary),
+        Multiplexed = true,
+        PeerMultiplexesCalls = true,
+        CallerProduct = callerProduct,
+        DefaultTimeout = TimeSpan.FromSeconds(10),
+    });
+
+    [Fact]
+    public async Task ATestProductCaller_UnderLoad_NeverReachesAnOnlineServer_NorThroughAnOnlineProxy()
+    {
+        var (server, service) = await Servers.StartAsync(o => o.Product = "online_shop");
+        await using var _ = server;
+        await using var test = Channel(server.Endpoints[0], "test_shop");
+        var client = new Trellis.Rpc.Tests.Echo.Echo.Client(test);
+        var load = CallLoad.Start(4, async () =>
+        {
+            await client.FireAsync("should never arrive");
+            await client.EchoAsync("should never run");
+        });
+        await Task.Delay(1000);
+        await load.StopAsync();
+        output.WriteLine($"{load.Ok} calls admitted, {load.Failures.Count} refused");
+        Assert.Equal(0, load.Ok);
+        Assert.True(load.Failures.Count > 50, $"only {load.Failures.Count} calls were tried");
+        Assert.All(load.Failures, f => Assert.Contains("product isolation: a caller of product 'test_shop' may not call product 'online_shop'", f.Error.Message));
+        await Task.Delay(200);
+        Assert.Empty(service.Fired); // not one oneway call reached the handler either
+
+        // online callers, and callers that do not say (stock clients), are served
+        await using var online = Channel(server.Endpoints[0], "online_app");
+        Assert.Equal("ok", await new Trellis.Rpc.Tests.Echo.Echo.Client(online).EchoAsync("ok"));
+        await using var stock = Channel(server.Endpoints[0], null);
+        Assert.Equal("ok", await new Trellis.Rpc.Tests.Echo.Echo.Client(stock).EchoAsync("ok"));
+
+        // an online proxy refuses a test caller too; a caller that does not say is taken as one of the proxy's product
+        await using var rig = await ProxyRig.StartAsync(o => o.Product = "online_shop");
+        await rig.Registry.RegisterAsync(new ServiceInstance { Product = "online_shop", Service = "Echo", InstanceId = "a", Host = "127.0.0.1", Port = server.Endpoints[0].Port, Framing = "header" });
+        await using var viaProxy = Channel(rig.Tcp, "test_shop");
+        var e = await Assert.ThrowsAsync<TApplicationException>(() => new Trellis.Rpc.Tests.Echo.Echo.Client(viaProxy).EchoAsync("x"));
+        Assert.Contains("product isolation", e.Message);
+        Assert.Equal("through the proxy", await new Trellis.Rpc.Tests.Echo.Echo.Client(rig.Channel(rig.Tcp)).EchoAsync("through the proxy"));
+    }
+}
+
 /// <summary><c>trellis config</c> against the local registry, as an operator runs it.</summary>
 public sealed class ConfigProgramTests : IDisposable
 {

@@ -75,6 +75,10 @@ internal sealed class ClientConnection : IAsyncDisposable
             }
 
             RpcHeaders.Stamp(info, context.Deadline);
+            if (_options.CallerProduct is { } product && !info.TryGet(RpcHeaders.CallerProduct, out _))
+            {
+                info.Set(RpcHeaders.CallerProduct, product);
+            }
         }
 
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);

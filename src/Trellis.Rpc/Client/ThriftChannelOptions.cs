@@ -8,6 +8,9 @@ public sealed class ThriftChannelOptions
 {
     public required RpcEndpoint Endpoint { get; init; }
 
+    /// <summary>This application's product, sent in THeader (<see cref="RpcHeaders.CallerProduct"/>) so online services can refuse other products' callers.</summary>
+    public string? CallerProduct { get; init; }
+
     public ThriftEncoding Encoding { get; init; } = ThriftEncoding.FramedBinary;
 
     /// <summary>Send <c>service:method</c> names (TMultiplexedProtocol); false for a peer that serves one service with plain names.</summary>

@@ -163,6 +163,13 @@ internal sealed partial class ServerConnection : ICallerConnection
             return;
         }
 
+        if (_server.Options.Product is { } product && headerInfo is not null && headerInfo.TryGet(RpcHeaders.CallerProduct, out var caller)
+            && Governance.ProductIsolation.Refusal(caller, product) is { } refusal)
+        {
+            Fail(header, headerInfo, protocol, TApplicationExceptionType.InternalError, refusal);
+            return;
+        }
+
         if (!_server.TryEnterCall())
         {
             Fail(header, headerInfo, protocol, RpcErrors.Overloaded(_server.Options.MaxConcurrentCalls));

@@ -11,6 +11,9 @@ public sealed class ThriftServerOptions
 
     public ThriftLimits Limits { get; init; } = ThriftLimits.Default;
 
+    /// <summary>The product this server's services belong to: an <c>online*</c> one refuses callers that say they are of another kind (product isolation).</summary>
+    public string? Product { get; set; }
+
     /// <summary>Refuse non-strict binary messages (no version word).</summary>
     public bool StrictRead { get; init; }
 
