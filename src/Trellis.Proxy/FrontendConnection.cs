@@ -171,7 +171,9 @@ internal sealed partial class FrontendConnection : ICallerConnection
             }
         }
 
-        var config = _proxy.ConfigOf(service);
+        // one route lookup per call for its config and limits
+        var route = _proxy.RouteOf(service);
+        var config = route?.Config;
         if (config?.DegradeFor(method) is { } degraded)
         {
             // degraded by the operators: answered here, at once, without reaching an instance
@@ -181,7 +183,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
             return;
         }
 
-        if (config is not null && _proxy.Throttle(service, method) is { } limit)
+        if (route is not null && route.Throttle(method) is { } limit)
         {
             // over its rate limit at this proxy: refused unrun
             _proxy.Stats.Throttle();
@@ -192,7 +194,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
         }
 
         Trellis.Rpc.Governance.ConcurrencyGate? methodGate = null, serviceGate = null;
-        if (config is not null && _proxy.Enter(service, method, out methodGate, out serviceGate) is { } cap)
+        if (route is not null && route.Enter(method, out methodGate, out serviceGate) is { } cap)
         {
             // at its concurrency limit at this proxy: refused unrun (a caller may try another proxy or instance)
             _proxy.Stats.Throttle();

@@ -222,18 +222,11 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
     }
 
+    /// <summary>A service's route if it has one already (null before its first call): its config and limits.</summary>
+    internal ServiceRoute? RouteOf(string service) => _routes.TryGetValue(service, out var route) ? route : null;
+
     /// <summary>The registry config of a routed service (null before its first call).</summary>
-    internal Trellis.Rpc.Governance.ServiceConfig? ConfigOf(string service) => _routes.TryGetValue(service, out var route) ? route.Config : null;
-
-    /// <summary>Takes a rate-limit token for a call; the limit that refuses it, or null when admitted (or not routed yet).</summary>
-    internal Trellis.Rpc.Governance.RateLimit? Throttle(string service, string method) => _routes.TryGetValue(service, out var route) ? route.Throttle(method) : null;
-
-    /// <summary>Enters a service's concurrency limits for a call (see <see cref="ServiceRoute.Enter"/>).</summary>
-    internal int? Enter(string service, string method, out Trellis.Rpc.Governance.ConcurrencyGate? methodGate, out Trellis.Rpc.Governance.ConcurrencyGate? serviceGate)
-    {
-        methodGate = serviceGate = null;
-        return _routes.TryGetValue(service, out var route) ? route.Enter(method, out methodGate, out serviceGate) : null;
-    }
+    internal Trellis.Rpc.Governance.ServiceConfig? ConfigOf(string service) => RouteOf(service)?.Config;
 
     internal void Forward(ForwardCall call)
     {

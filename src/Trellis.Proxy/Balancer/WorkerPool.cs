@@ -209,7 +209,7 @@ internal sealed partial class WorkerPool : IAsyncDisposable
 
             var queueLimit = Stopwatch.GetTimestamp() + (long)(_options.QueueTimeout.TotalSeconds * Stopwatch.Frequency);
             waiter = new Waiter(Math.Min(call.Deadline, queueLimit), call.Method) { QueueLimited = queueLimit < call.Deadline };
-            waiter.Node = _waiters.AddLast(waiter);
+            _waiters.AddLast(waiter);
         }
 
         return waiter.Completion.Task;
@@ -891,8 +891,6 @@ internal sealed partial class WorkerPool : IAsyncDisposable
         public long Deadline { get; } = deadline;
 
         public string Method { get; } = method;
-
-        public LinkedListNode<Waiter>? Node { get; set; }
 
         /// <summary>The queue's limit ends the wait before the call's deadline.</summary>
         public bool QueueLimited { get; init; }

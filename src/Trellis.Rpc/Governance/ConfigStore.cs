@@ -1,7 +1,12 @@
 namespace Trellis.Rpc.Governance;
 
 /// <summary>A stored service config and its version (for compare-and-set).</summary>
-public sealed record StoredConfig(byte[] Data, int Version);
+public sealed record StoredConfig(byte[] Data, int Version)
+{
+    /// <summary>Whether two readings of a config (null: none set) differ, so a watch reports only real changes.</summary>
+    public static bool Differ(byte[]? before, byte[]? after) =>
+        before is null ? after is not null : after is null || !before.AsSpan().SequenceEqual(after);
+}
 
 /// <summary>One earlier version of a service's config, as written (newest first in a history).</summary>
 public sealed record ConfigHistoryEntry(string Id, DateTimeOffset WrittenAt, byte[] Data);

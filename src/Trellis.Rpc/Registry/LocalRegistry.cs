@@ -129,19 +129,20 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
             throw new InvalidOperationException($"the config of {product}/{service} changed since version {expected}: read it again");
         }
 
+        var bytes = data.ToArray();
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(file)!);
         var temp = $"{file}.{Environment.ProcessId}.tmp";
-        await System.IO.File.WriteAllBytesAsync(temp, data.ToArray(), cancellationToken).ConfigureAwait(false);
+        await System.IO.File.WriteAllBytesAsync(temp, bytes, cancellationToken).ConfigureAwait(false);
         System.IO.File.Move(temp, file, overwrite: true); // readers see the old file or the new one, never half of one
         var history = file[..^".json".Length] + "-history";
         System.IO.Directory.CreateDirectory(history);
-        await System.IO.File.WriteAllBytesAsync(Path.Combine(history, $"v-{DateTime.UtcNow.Ticks:D19}.json"), data.ToArray(), cancellationToken).ConfigureAwait(false);
+        await System.IO.File.WriteAllBytesAsync(Path.Combine(history, $"v-{DateTime.UtcNow.Ticks:D19}.json"), bytes, cancellationToken).ConfigureAwait(false);
         foreach (var old in System.IO.Directory.GetFiles(history, "v-*.json").Order(StringComparer.Ordinal).SkipLast(Governance.ConfigHistory.Kept))
         {
             System.IO.File.Delete(old);
         }
 
-        return VersionOf(data.ToArray());
+        return VersionOf(bytes);
     }
 
     public Task<IReadOnlyList<Governance.ConfigHistoryEntry>> GetConfigHistoryAsync(string product, string service, CancellationToken cancellationToken = default)
@@ -186,8 +187,7 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
                 while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
                 {
                     var data = (await registry.GetConfigAsync(product, service).ConfigureAwait(false))?.Data;
-                    var before = Volatile.Read(ref _current);
-                    if (before is null ? data is not null : data is null || !before.AsSpan().SequenceEqual(data))
+                    if (Governance.StoredConfig.Differ(Volatile.Read(ref _current), data))
                     {
                         Volatile.Write(ref _current, data);
                         Changed?.Invoke(data);

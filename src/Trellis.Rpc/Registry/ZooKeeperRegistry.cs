@@ -254,8 +254,7 @@ public sealed partial class ZooKeeperRegistry : IServiceRegistry, Governance.ICo
 
         private void Publish(byte[]? data)
         {
-            var before = Interlocked.Exchange(ref _current, data);
-            if (before is null ? data is not null : data is null || !before.AsSpan().SequenceEqual(data))
+            if (Governance.StoredConfig.Differ(Interlocked.Exchange(ref _current, data), data))
             {
                 Changed?.Invoke(data);
             }
