@@ -416,16 +416,8 @@ public sealed class BalancerProgramTests : IDisposable
     [Fact]
     public async Task AWorkerCommandWithoutSocket_ExitsWith2_AndSaysWhy()
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "trellis.dll"), "balancer", "--service", "Worker", "--port", "0", "--worker-command", "python3 worker.py" })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var stderr = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(2, process.ExitCode);
+        var (code, _, stderr) = await TrellisCli.RunAsync("balancer", "--service", "Worker", "--port", "0", "--worker-command", "python3 worker.py");
+        Assert.Equal(2, code);
         Assert.Contains("{socket}", stderr);
     }
 }

@@ -230,8 +230,6 @@ public sealed class ConfigProgramTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static Task<(int Code, string Out, string Err)> TrellisAsync(params string[] args) => ConfigProgramTestsAccess.TrellisAsync(args);
-
     [Fact]
     public async Task SetRefusesABadConfig_AndWritesNothing_ThenGetDiffAndCompareAndSetWork()
     {
@@ -244,37 +242,37 @@ public sealed class ConfigProgramTests : IDisposable
         await File.WriteAllTextAsync(next, """{ "offline": ["a", "b"] }""");
         string[] at = ["-p", "demo", "--local-registry", registry, "Echo"];
 
-        var (code, _, err) = await TrellisAsync(["config", "set", .. at, bad]);
+        var (code, _, err) = await TrellisCli.RunAsync(["config", "set", .. at, bad]);
         Assert.Equal(1, code);
         Assert.Contains("$.ofline: unknown setting", err);
         Assert.Contains("$.timeoutMs: must be a whole number", err);
         Assert.Contains("nothing was written", err);
-        (code, _, err) = await TrellisAsync(["config", "get", .. at]);
+        (code, _, err) = await TrellisCli.RunAsync(["config", "get", .. at]);
         Assert.Equal(0, code);
         Assert.Contains("has no config", err);
 
-        (code, var stdout, _) = await TrellisAsync(["config", "set", .. at, good]);
+        (code, var stdout, _) = await TrellisCli.RunAsync(["config", "set", .. at, good]);
         Assert.Equal(0, code);
         Assert.Contains("stored demo/Echo config", stdout);
-        (code, stdout, err) = await TrellisAsync(["config", "get", .. at]);
+        (code, stdout, err) = await TrellisCli.RunAsync(["config", "get", .. at]);
         Assert.Equal(0, code);
         Assert.Contains("\"offline\"", stdout);
         var version = err.Split("version ")[1].Trim();
 
-        (code, stdout, _) = await TrellisAsync(["config", "diff", .. at, next]);
+        (code, stdout, _) = await TrellisCli.RunAsync(["config", "diff", .. at, next]);
         Assert.Equal(1, code); // differs
         Assert.Contains("+     \"b\"", stdout);
 
-        (code, _, err) = await TrellisAsync(["config", "set", .. at, next, "--if-version", "12345"]);
+        (code, _, err) = await TrellisCli.RunAsync(["config", "set", .. at, next, "--if-version", "12345"]);
         Assert.Equal(1, code);
         Assert.Contains("changed since version 12345", err);
-        (code, _, _) = await TrellisAsync(["config", "set", .. at, next, "--if-version", version]);
+        (code, _, _) = await TrellisCli.RunAsync(["config", "set", .. at, next, "--if-version", version]);
         Assert.Equal(0, code);
-        (code, _, _) = await TrellisAsync(["config", "validate", next]);
+        (code, _, _) = await TrellisCli.RunAsync(["config", "validate", next]);
         Assert.Equal(0, code);
 
         // two writes so far (the refused one left no trace), newest first, each with its change
-        (code, stdout, _) = await TrellisAsync(["config", "history", .. at]);
+        (code, stdout, _) = await TrellisCli.RunAsync(["config", "history", .. at]);
         Assert.Equal(0, code);
         Assert.Equal(2, stdout.Split('\n').Count(l => l.StartsWith("== v-", StringComparison.Ordinal)));
         Assert.Contains("(in force)", stdout.Split('\n')[0]);
@@ -296,41 +294,22 @@ public sealed class RegistryProgramTests
         await Wait.UntilAsync(() => rig.Proxy.Routes["Echo"].Count == 2, TimeSpan.FromSeconds(10), "both instances routed");
         string[] at = ["-p", ProxyRig.Product, "--local-registry", rig.Registry.Root];
 
-        var (code, stdout, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "ls", .. at]);
+        var (code, stdout, _) = await TrellisCli.RunAsync(["registry", "ls", .. at]);
         Assert.Equal(0, code);
         Assert.Contains("Echo\t2 instances", stdout);
 
-        (code, stdout, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "offline", .. at, "Echo", "a"]);
+        (code, stdout, _) = await TrellisCli.RunAsync(["registry", "offline", .. at, "Echo", "a"]);
         Assert.Equal(0, code);
         Assert.Contains("a of p/Echo is now offline", stdout);
         await Wait.UntilAsync(() => rig.Proxy.Routes["Echo"].Select(e => e.Instance.InstanceId).SequenceEqual(["b"]), TimeSpan.FromSeconds(10), "the proxy to drop a");
-        (code, stdout, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "describe", .. at, "Echo"]);
+        (code, stdout, _) = await TrellisCli.RunAsync(["registry", "describe", .. at, "Echo"]);
         Assert.Equal(0, code);
         Assert.Matches(@"a\t.*\tOFFLINE", stdout);
         Assert.Matches(@"b\t.*\tonline", stdout);
         Assert.Equal("only b", await echo.EchoAsync("only b"));
 
-        (code, _, _) = await ConfigProgramTestsAccess.TrellisAsync(["registry", "online", .. at, "Echo", "a"]);
+        (code, _, _) = await TrellisCli.RunAsync(["registry", "online", .. at, "Echo", "a"]);
         Assert.Equal(0, code);
         await Wait.UntilAsync(() => rig.Proxy.Routes["Echo"].Count == 2, TimeSpan.FromSeconds(10), "a back");
-    }
-}
-
-internal static class ConfigProgramTestsAccess
-{
-    public static async Task<(int Code, string Out, string Err)> TrellisAsync(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trellis.dll"));
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout, await stderr);
     }
 }

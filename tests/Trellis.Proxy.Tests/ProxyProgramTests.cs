@@ -85,29 +85,7 @@ public sealed class ProxyProgramTests : IDisposable
 
     private static async Task<(int Code, string Stderr)> RunAsync(params string[] args)
     {
-        var info = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trellis.dll"));
-        info.ArgumentList.Add("proxy");
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = System.Diagnostics.Process.Start(info)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-
-        return (process.ExitCode, await stderr);
+        var (code, _, stderr) = await TrellisCli.RunAsync(["proxy", .. args]);
+        return (code, stderr);
     }
 }

@@ -171,6 +171,37 @@ internal sealed class TrellisProxyProcess : IAsyncDisposable
     }
 }
 
+/// <summary>Runs the trellis program (built next to the tests) to its end: exit code, stdout, stderr; killed if it outlives the timeout.</summary>
+internal static class TrellisCli
+{
+    public static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trellis.dll"));
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
+
 internal static class Posix
 {
     /// <summary>Sends a signal with the system's kill(1).</summary>

@@ -138,6 +138,28 @@ public sealed class HostingTests : IDisposable
         Assert.Contains("Trellis:Clients:carts:Mode: 'sideways' is neither proxy nor direct", text);
     }
 
+    /// <summary>Two Echo servers of product demo in the local registry, on 127.0.0.1 and 127.0.0.2 (each advertising its own host).</summary>
+    private async Task StartEchoServersAsync(List<IHost> servers, List<EchoService> services)
+    {
+        for (var i = 0; i < 2; i++)
+        {
+            var service = new EchoService();
+            services.Add(service);
+            var host = Build(new()
+            {
+                ["Trellis:Product"] = "demo",
+                ["Trellis:Registry"] = "local",
+                ["Trellis:LocalRegistryPath"] = _registry,
+                // two hosts on loopback: 127.0.0.1 (the client's) and 127.0.0.2
+                ["Trellis:Server:Listen:0"] = $"tcp://127.0.0.{i + 1}:0",
+                ["Trellis:Server:AdvertisedHost"] = $"127.0.0.{i + 1}",
+                ["Trellis:Server:DeregisterDelaySeconds"] = "0",
+            }, (s, configuration) => s.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(service)));
+            servers.Add(host);
+            await host.StartAsync();
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -147,23 +169,7 @@ public sealed class HostingTests : IDisposable
         var services = new List<EchoService>();
         try
         {
-            for (var i = 0; i < 2; i++)
-            {
-                var service = new EchoService();
-                services.Add(service);
-                var host = Build(new()
-                {
-                    ["Trellis:Product"] = "demo",
-                    ["Trellis:Registry"] = "local",
-                    ["Trellis:LocalRegistryPath"] = _registry,
-                    // two hosts on loopback: 127.0.0.1 (the client's) and 127.0.0.2
-                    ["Trellis:Server:Listen:0"] = $"tcp://127.0.0.{i + 1}:0",
-                    ["Trellis:Server:AdvertisedHost"] = $"127.0.0.{i + 1}",
-                    ["Trellis:Server:DeregisterDelaySeconds"] = "0",
-                }, (s, configuration) => s.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(service)));
-                servers.Add(host);
-                await host.StartAsync();
-            }
+            await StartEchoServersAsync(servers, services);
 
             using var clientHost = Build(new()
             {
@@ -225,22 +231,7 @@ public sealed class HostingTests : IDisposable
         var services = new List<EchoService>();
         try
         {
-            for (var i = 0; i < 2; i++)
-            {
-                var service = new EchoService();
-                services.Add(service);
-                var host = Build(new()
-                {
-                    ["Trellis:Product"] = "demo",
-                    ["Trellis:Registry"] = "local",
-                    ["Trellis:LocalRegistryPath"] = _registry,
-                    ["Trellis:Server:Listen:0"] = $"tcp://127.0.0.{i + 1}:0",
-                    ["Trellis:Server:AdvertisedHost"] = $"127.0.0.{i + 1}",
-                    ["Trellis:Server:DeregisterDelaySeconds"] = "0",
-                }, (s, configuration) => s.AddTrellisServer(configuration, _ => new Echo.Echo.Dispatcher(service)));
-                servers.Add(host);
-                await host.StartAsync();
-            }
+            await StartEchoServersAsync(servers, services);
 
             var registry = new LocalRegistry(_registry);
             await using (var watch = await registry.WatchAsync("demo", "Echo"))
