@@ -66,6 +66,9 @@ public sealed class RpcContext
     /// <summary>Where the call came from (server) or went (client), e.g. <c>tcp://127.0.0.1:9090</c>.</summary>
     public string? Peer { get; set; }
 
+    /// <summary>Server side: who is calling, as proven by the connection (mTLS, Unix peer credentials), when it is known.</summary>
+    public CallerIdentity? Caller { get; set; }
+
     public string FullName => Service.Length == 0 ? MethodName : Service + ":" + MethodName;
 
     public override string ToString() => $"{FullName}#{SeqId}";
