@@ -34,7 +34,7 @@ internal static class BalancerCommand
         var admin = new Option<string?>("--admin") { Description = "host:port of the admin endpoint (/health, /metrics, /workers)" };
         var command = new Command("balancer", "Run a pool of single-threaded worker processes behind one registered service")
         {
-            config, service, worker, workers, poolSize, listen, port, back, product, zk, localRegistry, host, ipPrefix, maxRequests, maxMemory, socketDir, admin,
+            config, service, worker, workers, poolSize, listen, port, back, product, zk, RegistryAuth.AuthFile, localRegistry, host, ipPrefix, maxRequests, maxMemory, socketDir, admin,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -63,6 +63,7 @@ internal static class BalancerCommand
             Set("Trellis:Balancer:Admin", result.GetValue(admin));
             Set("Trellis:Balancer:SocketDirectory", result.GetValue(socketDir));
             ProxyCommand.SetRegistry(result.GetValue(zk), result.GetValue(localRegistry), Set);
+            Set("Trellis:ZooKeeper:AuthFile", result.GetValue(RegistryAuth.AuthFile));
 
             var addresses = result.GetValue(listen) ?? [];
             for (var i = 0; i < addresses.Length; i++)

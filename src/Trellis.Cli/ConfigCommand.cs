@@ -9,7 +9,7 @@ namespace Trellis.Cli;
 /// <c>trellis config get | set | validate | diff</c>: a service's configuration in the registry
 /// (<c>/trellis/{product}/services/{service}/config</c>). <c>set</c> validates first and writes nothing on a problem;
 /// with <c>--if-version</c> it writes only over the version read before. Exit codes: 0 ok, 1 the config has problems
-/// (listed on stderr) or was changed meanwhile, 2 a usage or connection problem.
+/// (listed on stderr) or was changed meanwhile, 2 a usage or connection problem, 3 not allowed (ZooKeeper ACLs).
 /// </summary>
 internal static class ConfigCommand
 {
@@ -23,7 +23,7 @@ internal static class ConfigCommand
         var ifVersion = new Option<int?>("--if-version") { Description = "Write only if the stored config is still at this version (from `get`)" };
 
         var get = new Command("get", "Print a service's config and its version") { product, zk, local, service };
-        get.SetAction(async (r, ct) => await WithStoreAsync(r.GetValue(zk), r.GetValue(local), async store =>
+        get.SetAction(async (r, ct) => await WithStoreAsync(r, r.GetValue(zk), r.GetValue(local), async store =>
         {
             if (await store.GetConfigAsync(r.GetValue(product)!, r.GetValue(service)!, ct).ConfigureAwait(false) is not { } stored)
             {
@@ -58,7 +58,7 @@ internal static class ConfigCommand
                 return 1;
             }
 
-            return await WithStoreAsync(r.GetValue(zk), r.GetValue(local), async store =>
+            return await WithStoreAsync(r, r.GetValue(zk), r.GetValue(local), async store =>
             {
                 try
                 {
@@ -83,7 +83,7 @@ internal static class ConfigCommand
                 return 2;
             }
 
-            return await WithStoreAsync(r.GetValue(zk), r.GetValue(local), async store =>
+            return await WithStoreAsync(r, r.GetValue(zk), r.GetValue(local), async store =>
             {
                 var stored = await store.GetConfigAsync(r.GetValue(product)!, r.GetValue(service)!, ct).ConfigureAwait(false);
                 var before = stored is null ? [] : Pretty(stored.Data).Split('\n');
@@ -101,7 +101,7 @@ internal static class ConfigCommand
 
         var limit = new Option<int>("--last", "-n") { Description = "How many versions to show (newest first)", DefaultValueFactory = _ => 10 };
         var history = new Command("history", "The configs written so far, newest first, each with the change from the one before") { product, zk, local, service, limit };
-        history.SetAction(async (r, ct) => await WithStoreAsync(r.GetValue(zk), r.GetValue(local), async store =>
+        history.SetAction(async (r, ct) => await WithStoreAsync(r, r.GetValue(zk), r.GetValue(local), async store =>
         {
             var entries = await store.GetConfigHistoryAsync(r.GetValue(product)!, r.GetValue(service)!, ct).ConfigureAwait(false);
             if (entries.Count == 0)
@@ -124,11 +124,14 @@ internal static class ConfigCommand
             return 0;
         }).ConfigureAwait(false));
 
-        return new Command("config", "Service configuration in the registry: get, set, validate, diff, history") { get, set, validate, diff, history };
+        return new Command("config", "Service configuration in the registry: get, set, validate, diff, history")
+        {
+            get, set, validate, diff, history, RegistryAuth.AuthFile, RegistryAuth.Auth,
+        };
     }
 
-    private static Task<int> WithStoreAsync(string? zk, string? local, Func<IConfigStore, Task<int>> action) =>
-        RegistryCommand.WithRegistryAsync(zk, local, registry => action((IConfigStore)registry));
+    private static Task<int> WithStoreAsync(ParseResult result, string? zk, string? local, Func<IConfigStore, Task<int>> action) =>
+        RegistryCommand.WithRegistryAsync(result, zk, local, registry => action((IConfigStore)registry));
 
     private static async Task<byte[]?> ReadAsync(string path, CancellationToken cancellationToken)
     {

@@ -32,7 +32,7 @@ internal static class ProxyCommand
         var strategy = new Option<string?>("--strategy") { Description = "Default balancing: p2c, least_active, round_robin, random, weighted_random, consistent_hash" };
         var command = new Command("proxy", "Run the Trellis proxy: route each Thrift call (service:method) to an instance of its service")
         {
-            config, listen, product, zk, localRegistry, zone, host, central, admin, snapshot, strategy,
+            config, listen, product, zk, RegistryAuth.AuthFile, localRegistry, zone, host, central, admin, snapshot, strategy,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -47,6 +47,7 @@ internal static class ProxyCommand
 
             Set("Trellis:Product", result.GetValue(product));
             ProxyCommand.SetRegistry(result.GetValue(zk), result.GetValue(localRegistry), Set);
+            Set("Trellis:ZooKeeper:AuthFile", result.GetValue(RegistryAuth.AuthFile));
 
             var addresses = result.GetValue(listen) ?? [];
             for (var i = 0; i < addresses.Length; i++)

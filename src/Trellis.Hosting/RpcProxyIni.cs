@@ -22,6 +22,10 @@ public static class RpcProxyIni
         ["worker_pool_size"] = "Trellis:WorkerPoolSize",
         ["proxy_address"] = "Trellis:ProxyAddress",
         ["verbose"] = "Trellis:Verbose",
+        ["tls_mode"] = "Trellis:Tls:Mode",
+        ["tls_cert_file"] = "Trellis:Tls:CertificateFile",
+        ["tls_key_file"] = "Trellis:Tls:KeyFile",
+        ["tls_ca_file"] = "Trellis:Tls:CaFile",
     };
 
     public static IEnumerable<KeyValuePair<string, string?>> Load(string path)

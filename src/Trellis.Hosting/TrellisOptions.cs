@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Trellis.Rpc;
 
 namespace Trellis.Hosting;
 
@@ -38,12 +39,72 @@ public sealed class TrellisOptions
 
     public bool Verbose { get; set; }
 
+    /// <summary>The product's TLS settings, for servers, proxies and clients alike (rpc_proxy config.ini: <c>tls_*</c>).</summary>
+    public TlsSection Tls { get; set; } = new();
+
+    /// <summary>
+    /// <c>Trellis:Tls</c>. <see cref="Mode"/> <c>off</c> (default): plaintext, and TLS instances are refused. <c>tls</c>: a
+    /// server's TCP listeners take TLS only, asking for (not requiring) client certificates; clients reach instances whose
+    /// record says <c>tls</c> with TLS. <c>mtls</c>: as tls, and every caller must present a certificate.
+    /// </summary>
+    public sealed class TlsSection
+    {
+        /// <summary><c>off</c>, <c>tls</c> or <c>mtls</c>.</summary>
+        public string Mode { get; set; } = "off";
+
+        /// <summary>This side's certificate (PEM), naming it <c>trellis://{product}/{service}</c>; intermediates may follow it.</summary>
+        public string? CertificateFile { get; set; }
+
+        /// <summary>The certificate's private key (PEM, unencrypted); default: in <see cref="CertificateFile"/>.</summary>
+        public string? KeyFile { get; set; }
+
+        /// <summary>The product's CA bundle (PEM): peers are validated against these roots only.</summary>
+        public string? CaFile { get; set; }
+
+        public bool CheckRevocation { get; set; }
+
+        /// <summary>The settings as <see cref="TlsOptions"/>; null when <see cref="Mode"/> is off.</summary>
+        /// <exception cref="FormatException"><see cref="Mode"/> is not off, tls or mtls.</exception>
+        public TlsOptions? ToOptions()
+        {
+            var mode = TlsOptions.ParseMode(Mode);
+            return mode == TlsMode.Off ? null : new TlsOptions
+            {
+                Mode = mode,
+                CertificateFile = string.IsNullOrWhiteSpace(CertificateFile) ? null : CertificateFile,
+                KeyFile = string.IsNullOrWhiteSpace(KeyFile) ? null : KeyFile,
+                CaFile = string.IsNullOrWhiteSpace(CaFile) ? null : CaFile,
+                CheckRevocation = CheckRevocation,
+            };
+        }
+    }
+
     public sealed class ZooKeeperSection
     {
         public string? ConnectString { get; set; }
 
         [Range(1, 600)]
         public int SessionTimeoutSeconds { get; set; } = 10;
+
+        /// <summary>
+        /// <c>user:password</c>: the ZooKeeper digest identity this process authenticates as (sent again on every
+        /// reconnection; never logged). Prefer <see cref="AuthFile"/> or the environment (<c>Trellis__ZooKeeper__Auth</c>)
+        /// to a command line.
+        /// </summary>
+        public string? Auth { get; set; }
+
+        /// <summary>A file whose first line is <c>user:password</c> (instead of <see cref="Auth"/>).</summary>
+        public string? AuthFile { get; set; }
+
+        /// <summary>
+        /// The digest id allowed to write the product nodes this process creates (<c>user:base64(sha1(user:password))</c>,
+        /// or <c>user:password</c> to compute it from). Default: this process's own identity (<see cref="Auth"/>). With
+        /// neither, nodes are created open, as before ACLs (docs/governance.md, "ZooKeeper ACLs").
+        /// </summary>
+        public string? Deployer { get; set; }
+
+        /// <summary>Digest ids (the same forms as <see cref="Deployer"/>) allowed to read an <c>online*</c> product's nodes.</summary>
+        public List<string> Readers { get; set; } = [];
     }
 
     public sealed class ServerSection
@@ -112,5 +173,11 @@ public sealed class TrellisOptions
 
         /// <summary>Proxy mode: when the local proxy is down, use the central proxies of <c>Trellis:Server:Zone</c> (found in ZooKeeper).</summary>
         public bool CentralFallback { get; set; } = true;
+
+        /// <summary>Proxy mode with an <see cref="Endpoint"/>: connect to it with TLS (<c>Trellis:Tls</c> must be on).</summary>
+        public bool Tls { get; set; }
+
+        /// <summary>With <see cref="Tls"/>: the name the peer's certificate must carry; default <c>trellis://{Product}/{Service or the client's name}</c>.</summary>
+        public string? TlsPeerName { get; set; }
     }
 }

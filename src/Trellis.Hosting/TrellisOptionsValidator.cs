@@ -37,6 +37,25 @@ internal sealed class TrellisOptionsValidator : IValidateOptions<TrellisOptions>
             }
         }
 
+        try
+        {
+            // the credentials file is read when the registry connects; its value and the ACL settings are checked here
+            // (an AuthFile's identity is only known once it is read: a stand-in identity lets Readers be checked without it)
+            TrellisRegistry.AclPolicy(options.ZooKeeper, string.IsNullOrEmpty(options.ZooKeeper.AuthFile) ? options.ZooKeeper.Auth : "auth-file:stand-in");
+            if (!string.IsNullOrEmpty(options.ZooKeeper.Auth) && !string.IsNullOrEmpty(options.ZooKeeper.AuthFile))
+            {
+                errors.Add("Trellis:ZooKeeper: set Auth or AuthFile, not both");
+            }
+            else if (!string.IsNullOrEmpty(options.ZooKeeper.AuthFile) && !File.Exists(options.ZooKeeper.AuthFile))
+            {
+                errors.Add($"Trellis:ZooKeeper:AuthFile {options.ZooKeeper.AuthFile} does not exist");
+            }
+        }
+        catch (ArgumentException e)
+        {
+            errors.Add($"Trellis:{e.Message}");
+        }
+
         if (options.ZooKeeper.SessionTimeoutSeconds is < 1 or > 600)
         {
             errors.Add($"Trellis:ZooKeeper:SessionTimeoutSeconds must be 1..600, got {options.ZooKeeper.SessionTimeoutSeconds}");
@@ -64,8 +83,27 @@ internal sealed class TrellisOptionsValidator : IValidateOptions<TrellisOptions>
             errors.Add("Trellis:Server: MaxConcurrentCalls must be positive, DrainTimeoutSeconds and DeregisterDelaySeconds not negative");
         }
 
+        TlsOptions? tls = null;
+        try
+        {
+            tls = options.Tls.ToOptions();
+            if (tls?.Validate() is { } problem)
+            {
+                errors.Add(problem);
+            }
+        }
+        catch (FormatException e)
+        {
+            errors.Add($"Trellis:Tls:Mode (rpc_proxy 'tls_mode'): {e.Message}");
+        }
+
         foreach (var (client, section) in options.Clients)
         {
+            if (section.Tls && tls is null)
+            {
+                errors.Add($"Trellis:Clients:{client}:Tls is set but Trellis:Tls:Mode is off: set it to tls or mtls with the product's CA (CaFile)");
+            }
+
             if (section.Mode == "direct")
             {
                 if (string.IsNullOrWhiteSpace(options.Product))

@@ -25,6 +25,7 @@ internal sealed class TrellisServerHostedService(IServiceProvider services, Func
             MaxConcurrentCalls = options.Server.MaxConcurrentCalls,
             Logger = loggers?.CreateLogger("Trellis.Server"),
             Product = options.Product,
+            Tls = options.Tls.ToOptions(),
         };
         foreach (var endpoint in options.Server.Listen)
         {

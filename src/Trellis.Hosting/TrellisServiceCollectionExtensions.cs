@@ -95,6 +95,7 @@ public static class TrellisServiceCollectionExtensions
                 {
                     Strategy = StrategyFor(null),
                     DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
+                    Tls = options.Tls.ToOptions(), // for instances whose record says tls
                 }, StrategyFor);
             }
 
@@ -113,6 +114,7 @@ public static class TrellisServiceCollectionExtensions
                         : null,
                     Encoding = encoding,
                     DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
+                    Tls = options.Tls.ToOptions(), // for central proxies whose record says tls
                 });
             }
 
@@ -126,6 +128,8 @@ public static class TrellisServiceCollectionExtensions
                 PeerMultiplexesCalls = section.PeerMultiplexesCalls,
                 DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
                 Logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name),
+                Tls = section.Tls ? options.Tls.ToOptions() : null,
+                TlsPeerName = section.Tls ? section.TlsPeerName ?? CallerIdentity.ToUri(options.Product, section.Service ?? name) : null,
             });
         });
         services.AddSingleton(sp => create(sp.GetRequiredKeyedService<IThriftChannel>(name)));

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
 using Trellis.Rpc;
 using Trellis.Rpc.Registry;
@@ -16,6 +17,7 @@ namespace Trellis.Proxy;
 internal sealed class BackendConnection : IAsyncDisposable
 {
     private readonly Socket _socket;
+    private readonly SslStream? _tls;
     private readonly SocketReader _reader;
     private readonly SendQueue _send;
     private readonly Dictionary<int, Pending> _pending = [];
@@ -26,15 +28,16 @@ internal sealed class BackendConnection : IAsyncDisposable
     private int _seqId;
     private int _expired;
 
-    private BackendConnection(Socket socket, ServiceInstance instance, ThriftLimits limits)
+    private BackendConnection(Socket socket, ServiceInstance instance, ThriftLimits limits, SslStream? tls = null)
     {
         _socket = socket;
+        _tls = tls;
         Instance = instance;
         // what the proxy accepted from a caller must fit towards the instance even with THeader's header section added
         _limits = limits with { MaxFrameSize = (int)Math.Min(int.MaxValue, (long)limits.MaxFrameSize + THeaderInfo.MaxHeaderSectionSize + 64) };
         Encoding = EncodingOf(instance);
-        _reader = new SocketReader(socket);
-        _send = new SendQueue(socket, e => Break(new TTransportException(TTransportErrorKind.EndOfFile, $"connection to {Instance.InstanceId} lost: {e.Message}", e)));
+        Action<Exception> lost = e => Break(new TTransportException(TTransportErrorKind.EndOfFile, $"connection to {Instance.InstanceId} lost: {e.Message}", e));
+        (_reader, _send) = tls is null ? (new SocketReader(socket), new SendQueue(socket, lost)) : (new SocketReader(tls), new SendQueue(tls, lost));
         _readLoop = Task.Run(ReadLoopAsync);
     }
 
@@ -69,8 +72,39 @@ internal sealed class BackendConnection : IAsyncDisposable
     public static async Task<BackendConnection> ConnectAsync(ServiceInstance instance, ProxyOptions options, CancellationToken cancellationToken)
     {
         var endpoint = instance.Endpoint();
-        var socket = await StreamIo.ConnectAsync(endpoint, options.ConnectTimeout, $"{instance.InstanceId} at {endpoint}", cancellationToken).ConfigureAwait(false);
-        return new BackendConnection(socket, instance, options.Limits);
+        var what = $"{instance.InstanceId} at {endpoint}";
+        var (tls, peerName) = TlsOptions.ForInstance(options.Tls, instance, endpoint);
+        TlsCredentials? credentials = null;
+        if (tls is not null)
+        {
+            try
+            {
+                credentials = tls.Load();
+            }
+            catch (TlsConfigurationException e)
+            {
+                throw new TTransportException(TTransportErrorKind.NotOpen, $"cannot connect to {what}: {e.Message}", e);
+            }
+        }
+
+        var socket = await StreamIo.ConnectAsync(endpoint, options.ConnectTimeout, what, cancellationToken).ConfigureAwait(false);
+        if (credentials is null)
+        {
+            return new BackendConnection(socket, instance, options.Limits);
+        }
+
+        try
+        {
+            // the server's certificate must name this route's service: trellis://{product}/{service}
+            var stream = await TlsHandshake.ConnectAsync(new NetworkStream(socket, ownsSocket: false), credentials, endpoint, peerName, options.ConnectTimeout, what,
+                cancellationToken).ConfigureAwait(false);
+            return new BackendConnection(socket, instance, options.Limits, stream);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Sends a call; the task ends with the backend's reply (a oneway's at once, once queued).</summary>
@@ -283,6 +317,7 @@ internal sealed class BackendConnection : IAsyncDisposable
         // the shutdown ends the read loop; only then may its buffer go back to the pool
         await _readLoop.ConfigureAwait(false);
         _reader.Dispose();
+        _tls?.Dispose();
         _socket.Dispose();
         _send.Dispose();
     }

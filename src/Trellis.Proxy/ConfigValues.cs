@@ -32,5 +32,33 @@ internal static class ConfigValues
         : text is "0" or "no" or "off" ? false
         : throw new FormatException($"{FullKey(section, key)}: '{text}' is not true or false");
 
+    /// <summary>
+    /// The product's TLS settings, <c>Trellis:Tls</c>: <c>Mode</c> (off, tls, mtls), <c>CertificateFile</c>, <c>KeyFile</c>,
+    /// <c>CaFile</c>, <c>CheckRevocation</c> (rpc_proxy config.ini: <c>tls_mode</c>, <c>tls_cert_file</c>, <c>tls_key_file</c>,
+    /// <c>tls_ca_file</c>); null when the mode is off.
+    /// </summary>
+    public static TlsOptions? Tls(IConfiguration configuration)
+    {
+        var section = configuration.GetSection("Trellis:Tls");
+        TlsMode mode;
+        try
+        {
+            mode = TlsOptions.ParseMode(section["Mode"]);
+        }
+        catch (FormatException e)
+        {
+            throw new FormatException($"Trellis:Tls:Mode (tls_mode): {e.Message}", e);
+        }
+
+        return mode == TlsMode.Off ? null : new TlsOptions
+        {
+            Mode = mode,
+            CertificateFile = section["CertificateFile"] is { Length: > 0 } certificate ? certificate : null,
+            KeyFile = section["KeyFile"] is { Length: > 0 } key ? key : null,
+            CaFile = section["CaFile"] is { Length: > 0 } ca ? ca : null,
+            CheckRevocation = Bool(section, "CheckRevocation") ?? false,
+        };
+    }
+
     private static string FullKey(IConfiguration section, string key) => section is IConfigurationSection s ? $"{s.Path}:{key}" : key;
 }

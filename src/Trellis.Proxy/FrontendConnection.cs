@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Trellis.Rpc;
@@ -20,6 +21,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
 {
     private readonly ProxyServer _proxy;
     private readonly Socket _socket;
+    private readonly SslStream? _tls;
     private readonly SocketReader _reader;
     private readonly SendQueue _send;
     private readonly CancellationTokenSource _closed = new();
@@ -34,8 +36,9 @@ internal sealed partial class FrontendConnection : ICallerConnection
         _proxy = proxy;
         _socket = socket;
         Peer = peer;
-        _reader = new SocketReader(socket);
-        _send = new SendQueue(socket, broken => _ = CloseAsync());
+        _tls = TlsFor(proxy, socket);
+        _reader = _tls is null ? new SocketReader(socket) : new SocketReader(_tls);
+        _send = _tls is null ? new SendQueue(socket, broken => _ = CloseAsync()) : new SendQueue(_tls, broken => _ = CloseAsync());
     }
 
     public string Peer { get; }
@@ -49,6 +52,12 @@ internal sealed partial class FrontendConnection : ICallerConnection
         var options = _proxy.Options;
         try
         {
+            if (_tls is not null && !await AuthenticateAsync().ConfigureAwait(false))
+            {
+                return;
+            }
+
+            ReadPeerCredentials();
             if (!await DetectAsync().ConfigureAwait(false))
             {
                 return;
@@ -159,51 +168,12 @@ internal sealed partial class FrontendConnection : ICallerConnection
         var method = name.Method;
         var now = Stopwatch.GetTimestamp();
         options.Services.TryGetValue(service, out var own);
-        string? callerProduct = null;
-        if (info is not null && info.TryGet(RpcHeaders.CallerProduct, out var declared))
+        if (!Govern(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info, service, method, out var admission))
         {
-            callerProduct = declared;
-            if (Trellis.Rpc.Governance.ProductIsolation.Refusal(declared, options.Product) is { } refusal)
-            {
-                Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info.Flags,
-                    new TApplicationException(TApplicationExceptionType.InternalError, refusal));
-                return;
-            }
+            return; // refused or answered by the rules
         }
 
-        // one route lookup per call for its config and limits
-        var route = _proxy.RouteOf(service);
-        var config = route?.Config;
-        if (config?.DegradeFor(method) is { } degraded)
-        {
-            // degraded by the operators: answered here, at once, without reaching an instance
-            _proxy.Stats.Degrade();
-            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0,
-                new TApplicationException(TApplicationExceptionType.InternalError, $"degraded: {service}:{method}: {degraded.Error}"));
-            return;
-        }
-
-        if (route is not null && route.Throttle(method) is { } limit)
-        {
-            // over its rate limit at this proxy: refused unrun
-            _proxy.Stats.Throttle();
-            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0,
-                new TApplicationException(TApplicationExceptionType.InternalError,
-                    $"rate limited: {service}:{method}: over {limit.PerSecond.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} calls/s at this proxy; the call was not run"));
-            return;
-        }
-
-        Trellis.Rpc.Governance.ConcurrencyGate? methodGate = null, serviceGate = null;
-        if (route is not null && route.Enter(method, out methodGate, out serviceGate) is { } cap)
-        {
-            // at its concurrency limit at this proxy: refused unrun (a caller may try another proxy or instance)
-            _proxy.Stats.Throttle();
-            Fail(new TMessageHeader(name.Name, type, seqId), frame.Protocol, info?.Flags ?? 0,
-                new TApplicationException(TApplicationExceptionType.InternalError,
-                    $"{RpcErrors.OverloadedPrefix}{service}:{method}: {cap} calls in flight at this proxy (maxConcurrent); the call was not run"));
-            return;
-        }
-
+        var (config, callerProduct) = (admission.Config, admission.CallerProduct);
         var timeout = (config is not null && config.Methods.TryGetValue(method, out var configured) ? configured.Timeout : null)
             ?? config?.Timeout ?? own?.Timeout ?? options.DefaultTimeout;
         List<KeyValuePair<string, string>>? headers = null;
@@ -252,8 +222,11 @@ internal sealed partial class FrontendConnection : ICallerConnection
             HeaderFlags = info?.Flags ?? 0,
             HeaderZlib = info is { Transforms.Count: > 0 },
             Deadline = now + (long)(timeout.TotalSeconds * Stopwatch.Frequency),
-            MethodGate = methodGate,
-            ServiceGate = serviceGate,
+            MethodGate = admission.MethodGate,
+            ServiceGate = admission.ServiceGate,
+            Breakers = admission.Breakers,
+            Subset = admission.Subset,
+            ForceSubset = admission.Force,
         };
         Interlocked.Increment(ref _inFlight);
         _proxy.Forward(call);
@@ -309,6 +282,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
 
     public void Reply(ForwardCall call, in BackendReply reply)
     {
+        call.Release();
         var state = (call, reply, _encoding.Framing, _proxy.Options.Limits);
         try
         {
@@ -343,8 +317,11 @@ internal sealed partial class FrontendConnection : ICallerConnection
         }
     }
 
-    public void Fail(ForwardCall call, TApplicationException error) =>
+    public void Fail(ForwardCall call, TApplicationException error)
+    {
+        call.Release();
         Fail(new TMessageHeader(call.Name, call.Type, call.SeqId), call.Protocol, call.HeaderFlags, error);
+    }
 
     private void Fail(in TMessageHeader request, ThriftProtocol protocol, ushort flags, TApplicationException error)
     {
@@ -382,6 +359,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
     {
         _reader.Dispose();
         _send.Dispose();
+        _tls?.Dispose();
         _socket.Dispose();
         return Task.CompletedTask;
     }

@@ -225,6 +225,34 @@ internal sealed class ForwardCall
     public Trellis.Rpc.Governance.ConcurrencyGate? MethodGate { get; init; }
 
     public Trellis.Rpc.Governance.ConcurrencyGate? ServiceGate { get; init; }
+
+    /// <summary>The circuit breakers the call passed: told its outcome.</summary>
+    public Trellis.Rpc.Governance.BreakerTicket Breakers { get; init; }
+
+    /// <summary>The instance subset the call's route selects, or -1 (any instance).</summary>
+    public int Subset { get; init; } = -1;
+
+    /// <summary>The route insists on its subset (no fallback to other instances).</summary>
+    public bool ForceSubset { get; init; }
+
+    /// <summary>Answered by an instance with a REPLY (or sent, for a oneway call): a success for the breakers.</summary>
+    public bool Succeeded { get; set; }
+
+    private int _released;
+
+    /// <summary>
+    /// Gives back the concurrency slots the call holds and tells the breakers its outcome: once, before the caller is
+    /// answered (a caller that sends its next call on the answer must find the slot free and the breaker up to date).
+    /// </summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 0)
+        {
+            MethodGate?.Exit();
+            ServiceGate?.Exit();
+            Breakers.Record(Succeeded);
+        }
+    }
 }
 
 /// <summary>What a backend answered: REPLY or EXCEPTION, with the body in the backend's protocol.</summary>

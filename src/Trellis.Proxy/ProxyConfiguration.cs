@@ -13,7 +13,9 @@ namespace Trellis.Proxy;
 /// <c>Strategy</c>, <c>Locality</c>, <c>Central</c>, <c>InstanceId</c>, <c>SnapshotDirectory</c>, <c>Admin</c>
 /// (host:port of the health and metrics endpoint), <c>TimeoutMs</c>, <c>ConnectTimeoutMs</c>,
 /// <c>ConnectionsPerBackend</c>, <c>MaxPoolPerBackend</c>, <c>MaxInFlightPerConnection</c>, <c>MaxRetries</c>,
-/// <c>DrainSeconds</c>, and <c>Services:{name}</c> with <c>TimeoutMs</c>, <c>Strategy</c>, <c>IdempotentMethods</c>.
+/// <c>DrainSeconds</c>, <c>ListenTls</c> (the TCP listeners take TLS only), and <c>Services:{name}</c> with <c>TimeoutMs</c>,
+/// <c>Strategy</c>, <c>IdempotentMethods</c>. TLS to instances (and on TCP listeners with <c>ListenTls</c>) uses the product's
+/// <c>Trellis:Tls</c> section.
 /// </remarks>
 public static class ProxyConfiguration
 {
@@ -34,6 +36,8 @@ public static class ProxyConfiguration
             Central = ConfigValues.Bool(section, "Central") ?? false,
             InstanceId = section["InstanceId"],
             SnapshotDirectory = section["SnapshotDirectory"] ?? DefaultSnapshotDirectory(),
+            Tls = ConfigValues.Tls(configuration),
+            ListenTls = ConfigValues.Bool(section, "ListenTls") ?? false,
         };
         if (ConfigValues.Int(section, "TimeoutMs") is { } timeout)
         {

@@ -68,6 +68,21 @@ public sealed class ProxyOptions
     /// <summary>Per-service settings, by service name.</summary>
     public IDictionary<string, ProxyServiceOptions> Services { get; } = new Dictionary<string, ProxyServiceOptions>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The product's TLS settings (<c>Trellis:Tls</c>): instances whose record says <c>tls</c> are reached with TLS, their
+    /// certificate checked against the CA bundle and to name <c>trellis://{product}/{service}</c> of the route; the proxy
+    /// presents its own certificate (<c>trellis://{product}/proxy</c>) for mTLS. A handshake that fails counts against
+    /// the instance (ejection) and the call is tried on another. Not reloadable: restart to change certificates.
+    /// </summary>
+    public Trellis.Rpc.TlsOptions? Tls { get; set; }
+
+    /// <summary>
+    /// The TCP listeners take TLS only, with <see cref="Tls"/>'s certificate (a central proxy reached over the network);
+    /// with <see cref="Trellis.Rpc.TlsMode.Mutual"/> every application must present a certificate. Unix sockets stay
+    /// plaintext. A central proxy's record then says <c>tls</c>.
+    /// </summary>
+    public bool ListenTls { get; set; }
+
     /// <summary>What is wrong with these options, or null.</summary>
     public string? Validate()
     {
@@ -89,6 +104,23 @@ public sealed class ProxyOptions
         if (DefaultTimeout <= TimeSpan.Zero || ConnectTimeout <= TimeSpan.Zero)
         {
             return "DefaultTimeout and ConnectTimeout must be positive";
+        }
+
+        if (Tls is { Enabled: true } tls)
+        {
+            if (tls.Validate() is { } problem)
+            {
+                return problem;
+            }
+
+            if (ListenTls && tls.Load().Certificate is null)
+            {
+                return "ListenTls needs the proxy's certificate: set Trellis:Tls:CertificateFile (and KeyFile)";
+            }
+        }
+        else if (ListenTls)
+        {
+            return "ListenTls needs TLS settings (Trellis:Tls with Mode tls or mtls)";
         }
 
         try

@@ -58,6 +58,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
             throw new ArgumentException($"proxy options are not valid: {problem}", nameof(options));
         }
 
+        ListenTls = options.ListenTls ? options.Tls!.Load() : null;
         _listeners = new CallerListeners<FrontendConnection>((socket, peer) => new FrontendConnection(this, socket, peer));
         Stats.Count(() => Volatile.Read(ref _inFlight), () => _listeners.Count);
         if (options.SnapshotDirectory is { } dir)
@@ -88,6 +89,12 @@ public sealed partial class ProxyServer : IAsyncDisposable
     }
 
     internal ProxyOptions Options => Volatile.Read(ref _options);
+
+    /// <summary>The TCP listeners' TLS material (<see cref="ProxyOptions.ListenTls"/>; null: plaintext).</summary>
+    internal TlsCredentials? ListenTls { get; }
+
+    /// <summary>The applications' open connections (tests, diagnostics).</summary>
+    internal FrontendConnection[] Connections => _listeners.Open();
 
     internal ILogger Logger { get; }
 
@@ -149,7 +156,10 @@ public sealed partial class ProxyServer : IAsyncDisposable
         {
             try
             {
-                var registry = await _connectRegistry(_stopping.Token).ConfigureAwait(false);
+                // a central registration that failed (e.g. not allowed by ZooKeeper's ACLs) is retried on the same registry
+                var registry = _registry.Task.IsCompletedSuccessfully
+                    ? await _registry.Task.ConfigureAwait(false)
+                    : await _connectRegistry(_stopping.Token).ConfigureAwait(false);
                 _registry.TrySetResult(registry);
                 if (_options.Central)
                 {
@@ -185,6 +195,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
             Zone = _options.Zone,
             Pid = Environment.ProcessId,
             StartedAt = DateTimeOffset.UtcNow,
+            Tls = ListenTls is not null,
         };
         _centralRecord = await registry.RegisterProxyAsync(record, _stopping.Token).ConfigureAwait(false);
         var path = RegistryPaths.Proxies(record.Product, record.Zone);
@@ -262,6 +273,12 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
             if (route.Set.Endpoints.Length == 0)
             {
+                if (route.Denied is { } denied)
+                {
+                    Stats.NoneAvailable();
+                    throw new TApplicationException(TApplicationExceptionType.InternalError, $"no instance available for {call.Service}: the registry refuses this proxy: {denied}");
+                }
+
                 if (!route.EverHadInstances && route.Ready.IsCompleted)
                 {
                     Stats.Unknown();
@@ -286,7 +303,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
                 Pick<BackendPool> pick;
                 try
                 {
-                    pick = route.Set.Pick(tried, call.Headers is null ? null : HashKey(call.Headers));
+                    pick = route.Set.Pick(tried, call.Headers is null ? null : HashKey(call.Headers), call.Subset, call.ForceSubset);
                 }
                 catch (TApplicationException)
                 {
@@ -312,6 +329,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
                         continue;
                     }
 
+                    call.Succeeded = reply.Type != TMessageType.Exception;
                     using (reply.Body)
                     {
                         if (!call.IsOneway)
@@ -361,8 +379,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
         finally
         {
-            call.MethodGate?.Exit();
-            call.ServiceGate?.Exit();
+            call.Release(); // if no answer did (a oneway call, a caller gone)
             call.Body.Dispose();
             call.Client.Done();
             if (Interlocked.Decrement(ref _inFlight) == 0 && _stopping.IsCancellationRequested)
@@ -546,6 +563,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
             InstanceId = current.InstanceId,
             UnixSocketMode = current.UnixSocketMode,
             DefaultService = current.DefaultService,
+            Tls = current.Tls, // certificates are not reloaded: a restart takes new ones
+            ListenTls = current.ListenTls,
         };
         foreach (var endpoint in current.Listen)
         {

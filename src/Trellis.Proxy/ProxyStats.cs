@@ -24,6 +24,8 @@ public sealed class ProxyStats : IDisposable
     private long _notThrift;
     private long _degraded;
     private long _rateLimited;
+    private long _denied;
+    private long _breakerOpen;
     private Func<long> _connections = static () => 0;
     private Func<long> _inFlight = static () => 0;
 
@@ -42,6 +44,8 @@ public sealed class ProxyStats : IDisposable
             new Measurement<long>(NotThriftConnections, new KeyValuePair<string, object?>("kind", "not_thrift")),
             new Measurement<long>(Degraded, new KeyValuePair<string, object?>("kind", "degraded")),
             new Measurement<long>(RateLimited, new KeyValuePair<string, object?>("kind", "rate_limited")),
+            new Measurement<long>(Denied, new KeyValuePair<string, object?>("kind", "denied")),
+            new Measurement<long>(BreakerOpen, new KeyValuePair<string, object?>("kind", "circuit_open")),
         }, description: "calls or connections that failed, by kind");
         _meter.CreateObservableUpDownCounter("trellis.proxy.connections", () => Connections, description: "open application connections");
         _meter.CreateObservableUpDownCounter("trellis.proxy.in_flight", () => InFlight, description: "calls being forwarded");
@@ -68,6 +72,12 @@ public sealed class ProxyStats : IDisposable
 
     /// <summary>Calls refused by a rate limit of the service's config.</summary>
     public long RateLimited => Interlocked.Read(ref _rateLimited);
+
+    /// <summary>Calls refused by an access rule.</summary>
+    public long Denied => Interlocked.Read(ref _denied);
+
+    /// <summary>Calls failed fast by an open circuit breaker.</summary>
+    public long BreakerOpen => Interlocked.Read(ref _breakerOpen);
 
     public long NotThriftConnections => Interlocked.Read(ref _notThrift);
 
@@ -96,6 +106,10 @@ public sealed class ProxyStats : IDisposable
 
     internal void Throttle() => Interlocked.Increment(ref _rateLimited);
 
+    internal void Deny() => Interlocked.Increment(ref _denied);
+
+    internal void BreakerOpened() => Interlocked.Increment(ref _breakerOpen);
+
     internal void NoneAvailable() => Interlocked.Increment(ref _noInstance);
 
     internal void TimedOut() => Interlocked.Increment(ref _timeouts);
@@ -120,7 +134,7 @@ public sealed class ProxyStats : IDisposable
         Line("trellis_proxy_retries_total", "counter", "calls resent to another instance", Retries);
         text.Append("# HELP trellis_proxy_errors_total calls or connections that failed, by kind\n# TYPE trellis_proxy_errors_total counter\n");
         foreach (var (kind, value) in new[] { ("unknown_service", UnknownService), ("no_instance", NoInstance), ("timeout", Timeouts),
-                     ("backend", BackendFailures), ("bad_frame", BadFrames), ("not_thrift", NotThriftConnections), ("degraded", Degraded), ("rate_limited", RateLimited) })
+                     ("backend", BackendFailures), ("bad_frame", BadFrames), ("not_thrift", NotThriftConnections), ("degraded", Degraded), ("rate_limited", RateLimited), ("denied", Denied), ("circuit_open", BreakerOpen) })
         {
             text.Append(CultureInfo.InvariantCulture, $"trellis_proxy_errors_total{{kind=\"{kind}\"}} {value}\n");
         }

@@ -25,17 +25,24 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         Service = service;
         var options = proxy.Options;
         var strategy = StrategyFor(options, service);
-        Set = new EndpointSet<BackendPool>(strategy, new OutlierPolicy(), TimeSpan.Zero,
+        Set = new EndpointSet<BackendPool>(strategy, DefaultOutliers, TimeSpan.Zero,
             instance => new BackendPool(proxy, instance),
             pool => _ = pool.DisposeAsync().AsTask());
     }
 
     public string Service { get; }
 
+    private static readonly OutlierPolicy DefaultOutliers = new();
+
     public EndpointSet<BackendPool> Set { get; }
 
     /// <summary>Some instance list (registry or snapshot) has been seen, or the registry answered.</summary>
     public Task Ready => _ready.Task;
+
+    /// <summary>Why the registry refuses this proxy the service's instances (it may not read them), or null.</summary>
+    public string? Denied => Volatile.Read(ref _denied);
+
+    private string? _denied;
 
     /// <summary>The service has had instances at some point (else a call to it is for an unknown service).</summary>
     public bool EverHadInstances { get; private set; }
@@ -44,53 +51,11 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
     public ServiceConfig Config => Volatile.Read(ref _config);
 
     private ServiceConfig _config = ServiceConfig.Empty;
-    private Buckets _buckets = new(null, [], null, []);
+    private GovernanceState _limits = GovernanceState.None;
 
-    /// <summary>The rate and concurrency limits in force: swapped whole when a config is applied.</summary>
-    private sealed record Buckets(TokenBucket? Service, Dictionary<string, TokenBucket> Methods, ConcurrencyGate? ServiceGate, Dictionary<string, ConcurrencyGate> MethodGates);
+    /// <summary>The rate and concurrency limits and circuit breakers in force: swapped whole when a config is applied.</summary>
+    public GovernanceState Limits => Volatile.Read(ref _limits);
 
-    /// <summary>Enters the concurrency limits of a call of <paramref name="method"/>: the limit that refuses it (nothing held), or null with the gates to exit when it is done.</summary>
-    public int? Enter(string method, out ConcurrencyGate? methodGate, out ConcurrencyGate? serviceGate)
-    {
-        var buckets = Volatile.Read(ref _buckets);
-        methodGate = null;
-        serviceGate = null;
-        if (buckets.MethodGates.Count > 0 && buckets.MethodGates.TryGetValue(method, out var own))
-        {
-            if (!own.TryEnter())
-            {
-                return own.Limit;
-            }
-
-            methodGate = own;
-        }
-
-        if (buckets.ServiceGate is { } gate)
-        {
-            if (!gate.TryEnter())
-            {
-                methodGate?.Exit();
-                methodGate = null;
-                return gate.Limit;
-            }
-
-            serviceGate = gate;
-        }
-
-        return null;
-    }
-
-    /// <summary>Takes a token for a call of <paramref name="method"/>; the limit that refuses it, or null when admitted.</summary>
-    public RateLimit? Throttle(string method)
-    {
-        var (service, methods, _, _) = Volatile.Read(ref _buckets);
-        if (methods.Count > 0 && methods.TryGetValue(method, out var own) && !own.TryTake())
-        {
-            return own.Limit;
-        }
-
-        return service is not null && !service.TryTake() ? service.Limit : null;
-    }
     private IReadOnlyList<ServiceInstance> _raw = [];
     private IConfigWatch? _configWatch;
 
@@ -118,7 +83,7 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                 await Task.WhenAny(_ready.Task, Task.Delay(SnapshotGrace, _stop.Token)).ConfigureAwait(false);
                 lock (_stop)
                 {
-                    if (!_live && !_stop.IsCancellationRequested)
+                    if (!_live && !_stop.IsCancellationRequested && Denied is null) // a proxy the registry refuses does not route from old lists
                     {
                         _fromSnapshot = true;
                         LogFromSnapshot(_proxy.Logger, Service, saved.Count);
@@ -156,6 +121,7 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
                     Apply(_resolver.Instances, save: true);
                 }
 
+                Volatile.Write(ref _denied, null);
                 _ready.TrySetResult();
                 return;
             }
@@ -165,7 +131,18 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
             }
             catch (Exception e)
             {
-                LogWatchFailed(_proxy.Logger, Service, e.Message);
+                if (e is UnauthorizedAccessException)
+                {
+                    // the registry refuses this proxy (ZooKeeper ACLs): callers are told so at once, not "no instances"
+                    Volatile.Write(ref _denied, e.Message);
+                    LogWatchRefused(_proxy.Logger, Service, e.Message);
+                    _ready.TrySetResult();
+                }
+                else
+                {
+                    LogWatchFailed(_proxy.Logger, Service, e.Message);
+                }
+
                 attempt++;
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(attempt, 6)))), _stop.Token)
                     .ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
@@ -217,35 +194,15 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         lock (_stop)
         {
             Volatile.Write(ref _config, config);
-            // new limits start with full buckets; unchanged ones keep theirs (a push must not reset a limit's state)
-            var (oldService, oldMethods, _, _) = _buckets;
-            var serviceBucket = config.RateLimit is { } limit ? (oldService?.Limit == limit ? oldService : new TokenBucket(limit)) : null;
-            var methodBuckets = new Dictionary<string, TokenBucket>(StringComparer.Ordinal);
-            foreach (var (name, method) in config.Methods)
-            {
-                if (method.RateLimit is { } own)
-                {
-                    methodBuckets[name] = oldMethods.TryGetValue(name, out var old) && old.Limit == own ? old : new TokenBucket(own);
-                }
-            }
-
-            // concurrency gates: an unchanged limit keeps its gate (and the count of calls inside it)
-            var serviceGate = config.MaxConcurrent is { } cap ? (_buckets.ServiceGate?.Limit == cap ? _buckets.ServiceGate : new ConcurrencyGate(cap)) : null;
-            var methodGates = new Dictionary<string, ConcurrencyGate>(StringComparer.Ordinal);
-            foreach (var (name, method) in config.Methods)
-            {
-                if (method.MaxConcurrent is { } own)
-                {
-                    methodGates[name] = _buckets.MethodGates.TryGetValue(name, out var old) && old.Limit == own ? old : new ConcurrencyGate(own);
-                }
-            }
-
-            Volatile.Write(ref _buckets, new Buckets(serviceBucket, methodBuckets, serviceGate, methodGates));
+            // new limits start afresh; unchanged ones keep their state (a push must not reset a bucket, a gate or a breaker)
+            Volatile.Write(ref _limits, _limits.Next(config));
+            Set.SetOutlierPolicy(config.Outliers ?? DefaultOutliers);
             Set.SetStrategy(StrategyFor(_proxy.Options, Service, config.Strategy));
+            Set.SetSubsets([.. config.Routes.Subsets.Select(selector => (Func<ServiceInstance, bool>)selector.Matches)]);
             Set.Update(config.Apply(_raw));
         }
 
-        LogConfigApplied(_proxy.Logger, Service, config.Offline.Count, config.Weights.Count, config.Methods.Count);
+        LogConfigApplied(_proxy.Logger, Service, config.Offline.Count, config.Weights.Count, config.Methods.Count, config.Routes.Rules.Count);
     }
 
     private void Apply(IReadOnlyList<ServiceInstance> instances, bool save)
@@ -303,11 +260,14 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
         _stop.Dispose();
     }
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Service}: the registry refuses this proxy: {Reason}")]
+    private static partial void LogWatchRefused(ILogger logger, string service, string reason);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Service}: cannot watch the registry yet ({Reason}); serving the cached list, if any")]
     private static partial void LogWatchFailed(ILogger logger, string service, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Service}: config applied ({Offline} instances offline, {Weights} weights, {Methods} methods configured)")]
-    private static partial void LogConfigApplied(ILogger logger, string service, int offline, int weights, int methods);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Service}: config applied ({Offline} instances offline, {Weights} weights, {Methods} methods configured, {Routes} routes)")]
+    private static partial void LogConfigApplied(ILogger logger, string service, int offline, int weights, int methods, int routes);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Service}: config rejected, the last good one stays: {Problems}")]
     private static partial void LogConfigRejected(ILogger logger, string service, string problems);

@@ -18,6 +18,17 @@ public static class RpcHeaders
     /// <summary>The calling application's product (see <see cref="Governance.ProductIsolation"/>).</summary>
     public const string CallerProduct = "trellis-caller-product";
 
+    /// <summary>The calling service (when the caller is one), for routes and access rules.</summary>
+    public const string CallerService = "trellis-caller-service";
+
+    /// <summary>The caller's zone (IDC) and host, for routes; a local proxy uses its own when the caller does not say.</summary>
+    public const string CallerZone = "trellis-caller-zone";
+
+    public const string CallerHost = "trellis-caller-host";
+
+    /// <summary>The call's route tag (gray release, canary): set per call, or for every call of a tagged caller.</summary>
+    public const string Tag = "trellis-tag";
+
     public static bool TryGetTimeout(THeaderInfo info, out TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(info);

@@ -45,14 +45,17 @@ public sealed record Acl(Permissions Permissions, string Scheme, string Id)
     public static IReadOnlyList<Acl> CreatorAll { get; } = [new(Permissions.All, "auth", "")];
 
     /// <summary>A digest ACL for <paramref name="user"/>: the id is <c>user:base64(sha1(user:password))</c>, as ZooKeeper computes it.</summary>
-    public static Acl Digest(string user, string password, Permissions permissions)
+    public static Acl Digest(string user, string password, Permissions permissions) => new(permissions, "digest", DigestId(user, password));
+
+    /// <summary>The digest scheme's id of <paramref name="user"/>: <c>user:base64(sha1(user:password))</c>, as ZooKeeper computes it.</summary>
+    public static string DigestId(string user, string password)
     {
         ArgumentException.ThrowIfNullOrEmpty(user);
         ArgumentNullException.ThrowIfNull(password);
 #pragma warning disable CA5350 // SHA-1 is what ZooKeeper's digest scheme is defined with; the server computes the same
         var hash = SHA1.HashData(Encoding.UTF8.GetBytes($"{user}:{password}"));
 #pragma warning restore CA5350
-        return new Acl(permissions, "digest", $"{user}:{Convert.ToBase64String(hash)}");
+        return $"{user}:{Convert.ToBase64String(hash)}";
     }
 
     // The digest id carries a hash, never the password: safe to print.
@@ -127,3 +130,6 @@ public enum SessionState
     /// <summary>Closed by its owner. Terminal.</summary>
     Closed,
 }
+
+/// <summary>Chooses the ACL of a node about to be created at <paramref name="path"/> (for instance: its parent's).</summary>
+public delegate Task<IReadOnlyList<Acl>> AclProvider(ZooKeeperClient client, string path, CancellationToken cancellationToken);

@@ -26,6 +26,9 @@ namespace Trellis.ZooKeeper;
 public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
 {
     private const int ProtocolVersion = 0;
+
+    /// <summary>Why an <see cref="AuthFailedException"/> ends the session (no credentials in it).</summary>
+    internal const string AuthRefused = "the ZooKeeper server refused this session's credentials (an unknown scheme, or ones it could not verify); the session is closed";
     private static readonly ReplyParser StatParser = static (ref JuteReader r) => r.Stat();
 
     private readonly ZooKeeperOptions _options;
@@ -464,7 +467,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
             case SessionState.Expired:
                 throw new SessionExpiredException(null, $"session 0x{Interlocked.Read(ref _sessionId):x} expired");
             case SessionState.AuthFailed:
-                throw new AuthFailedException(null);
+                throw new AuthFailedException(null, AuthRefused);
             case SessionState.Closed:
                 throw new ObjectDisposedException(nameof(ZooKeeperClient), "the ZooKeeper client is closed");
         }
@@ -572,7 +575,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable, IConnectionOwner
                 var error = state switch
                 {
                     SessionState.Expired => (Exception)new SessionExpiredException(null, $"session 0x{Interlocked.Read(ref _sessionId):x} expired"),
-                    SessionState.AuthFailed => new AuthFailedException(null),
+                    SessionState.AuthFailed => new AuthFailedException(null, AuthRefused),
                     _ => new ObjectDisposedException(nameof(ZooKeeperClient), "the ZooKeeper client is closed"),
                 };
                 _connected.TrySetException(error);

@@ -120,9 +120,11 @@ public sealed class RateLimitTests(ITestOutputHelper output)
         await rig.AddTrellisBackendAsync("a");
         var clients = Enumerable.Range(0, 8).Select(_ => new Trellis.Rpc.Tests.Echo.Echo.Client(rig.Channel(rig.Tcp))).ToArray();
         Assert.Equal("up", await clients[0].EchoAsync("up"));
-        await rig.Registry.SetConfigAsync(ProxyRig.Product, "Echo", Encoding.UTF8.GetBytes("""{ "methods": { "echo": { "rateLimit": { "perSecond": 200, "burst": 20 } } } }"""));
+        await rig.Registry.SetConfigAsync(ProxyRig.Product, "Echo", Encoding.UTF8.GetBytes("""{ "methods": { "echo": { "rateLimit": { "perSecond": 200, "burst": 100 } } } }"""));
         await Wait.UntilAsync(() => rig.Proxy.ConfigOf("Echo")?.Methods.ContainsKey("echo") == true, TimeSpan.FromSeconds(10), "the limit applied");
-        await Task.Delay(200); // the bucket is full (20) when the load starts
+        // the bucket is full (100) when the load starts; a burst of half a second's worth also keeps a stall of the
+        // callers on a busy machine (no call arriving for up to 0.5 s) from losing tokens to the cap
+        await Task.Delay(600);
 
         var before = rig.Proxy.Stats.Replies;
         var clock = Stopwatch.StartNew();
@@ -132,7 +134,7 @@ public sealed class RateLimitTests(ITestOutputHelper output)
         await load.StopAsync();
         var seconds = clock.Elapsed.TotalSeconds;
         var admitted = load.Ok;
-        var expected = 20 + (200 * seconds);
+        var expected = 100 + (200 * seconds);
         output.WriteLine($"{seconds:F2} s: {admitted} admitted (expected {expected:F0}), {load.Failures.Count} refused; ratio {admitted / expected:F3}");
         Assert.InRange(admitted / expected, 0.95, 1.05);
         Assert.True(load.Failures.Count > admitted, "the load ran well over the limit");

@@ -9,10 +9,15 @@ public sealed class EchoService : Echo.Echo.IAsync, Other.IAsync
 {
     public List<string> Fired { get; } = [];
     public int Running;
+    public int Echoes;
     public int StuckCalls;
     public CancellationToken LastToken;
 
-    public Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default) => Task.FromResult(text ?? "");
+    public Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref Echoes);
+        return Task.FromResult(text ?? "");
+    }
 
     public Task<byte[]> EchoBinaryAsync(byte[]? data, CancellationToken cancellationToken = default) => Task.FromResult(data ?? []);
 

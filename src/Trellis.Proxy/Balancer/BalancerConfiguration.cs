@@ -59,9 +59,13 @@ public static class BalancerConfiguration
             workers.BackAddress = ConfigValues.Endpoint(back, "Trellis:BackAddress (back_address)");
         }
 
+        var tls = ConfigValues.Tls(configuration);
         var front = new ProxyOptions
         {
             Product = configuration["Trellis:Product"] is { Length: > 0 } product ? product : "default",
+            // a balancer is a service of its product: with Trellis:Tls on, its TCP listener takes TLS as a server's does
+            Tls = tls,
+            ListenTls = tls is not null,
         };
         if (ConfigValues.Int(section, "TimeoutMs") is { } timeout)
         {

@@ -171,6 +171,7 @@ public sealed partial class WorkerBalancer : IAsyncDisposable
             Multiplexed = true,
             Pid = Environment.ProcessId,
             StartedAt = DateTimeOffset.UtcNow,
+            Tls = tcp is not null && _front.ListenTls is not null,
         };
         var made = await registry.RegisterAsync(record, _stopping.Token).ConfigureAwait(false);
         Volatile.Write(ref _record, made);

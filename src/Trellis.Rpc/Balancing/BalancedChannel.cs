@@ -37,6 +37,19 @@ public sealed class BalancedChannelOptions
 
     /// <summary>Makes the channel options for one instance (encoding, limits…); by default from its record.</summary>
     public Func<ServiceInstance, ThriftChannelOptions>? ChannelOptions { get; init; }
+
+    /// <summary>
+    /// The product's TLS settings: instances whose record says <c>tls</c> are reached with TLS, their certificate checked
+    /// to name <c>trellis://{product}/{service}</c> of the record; a failed handshake counts against the instance and the
+    /// call goes to another. Without them, a TLS instance fails every call as not sent, saying why.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
+
+    /// <summary>
+    /// The service config's rules, applied in-process (<see cref="BalancedChannel.ApplyConfig"/>): degradation, rate and
+    /// concurrency limits, circuit breakers, routes, timeouts and retries. Null: none.
+    /// </summary>
+    public Governance.ClientGovernance? Governance { get; init; }
 }
 
 /// <summary>
@@ -84,6 +97,11 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
     {
         _resolver = resolver ?? throw new ArgumentNullException(nameof(resolver));
         _options = options ?? new BalancedChannelOptions();
+        if (_options.Tls is { Enabled: true } tls && tls.Validate() is { } problem)
+        {
+            throw new ArgumentException($"Tls: {problem}", nameof(options));
+        }
+
         if (_options.HealthCheck is { } bad && (bad.Interval <= TimeSpan.Zero || bad.Timeout <= TimeSpan.Zero || bad.UnhealthyAfter < 1 || bad.HealthyAfter < 1))
         {
             throw new ArgumentException("HealthCheck: Interval and Timeout must be positive, UnhealthyAfter and HealthyAfter at least 1", nameof(options));
@@ -175,25 +193,89 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
     /// <summary>Switches strategy at run time: the next pick uses it.</summary>
     public void SetStrategy(BalancerStrategy strategy) => _set.SetStrategy(strategy);
 
+    /// <summary>
+    /// Puts a service config in force: the per-instance breaker (<c>outlier</c>), the routes' instance subsets, and —
+    /// with <see cref="BalancedChannelOptions.Governance"/> — the per-call rules. (Strategy, weights and offline
+    /// instances come through the resolver and <see cref="SetStrategy"/>.)
+    /// </summary>
+    public void ApplyConfig(Governance.ServiceConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _set.SetOutlierPolicy(config.Outliers ?? _options.Outliers);
+        _set.SetSubsets([.. config.Routes.Subsets.Select(selector => (Func<ServiceInstance, bool>)selector.Matches)]);
+        _options.Governance?.Apply(config);
+    }
+
+    /// <summary>Runs a call through the config's rules: refused, answered with a static reply, or sent with its route and policy.</summary>
+    private static async ValueTask GovernedAsync(Governance.ClientGovernance governance, ThriftMethod method, IThriftStruct? result,
+        Func<Governance.ClientAdmission, ValueTask> send)
+    {
+        var admission = governance.Admit(method.Name);
+        if (admission.Reply is { } reply)
+        {
+            if (result is not null)
+            {
+                ThriftSerializer.DeserializeInto(result, reply.BinaryBody);
+            }
+
+            return;
+        }
+
+        var success = false;
+        try
+        {
+            await send(admission).ConfigureAwait(false);
+            success = true;
+        }
+        catch (Exception e)
+        {
+            success = !Governance.ClientAdmission.IsFailure(e); // a declared exception is an answer
+            throw;
+        }
+        finally
+        {
+            admission.Release(success);
+        }
+    }
+
     private void OnUpdate(ResolverUpdate update) => _set.Update(update.Instances);
 
-    private ThriftChannelOptions ChannelOptions(ServiceInstance instance) =>
-        _options.ChannelOptions?.Invoke(instance) ?? new ThriftChannelOptions
+    private ThriftChannelOptions ChannelOptions(ServiceInstance instance)
+    {
+        if (_options.ChannelOptions?.Invoke(instance) is { } own)
         {
-            Endpoint = instance.Endpoint(),
+            return own;
+        }
+
+        var endpoint = instance.Endpoint();
+        var (tls, peerName) = TlsOptions.ForInstance(_options.Tls, instance, endpoint);
+        return new ThriftChannelOptions
+        {
+            Endpoint = endpoint,
             Encoding = new ThriftEncoding(
                 instance.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
                 instance.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary),
             Multiplexed = instance.Multiplexed,
             PeerMultiplexesCalls = instance.Multiplexed,
             DefaultTimeout = _options.DefaultTimeout,
+            Tls = tls,
+            TlsPeerName = peerName,
         };
+    }
 
     public ValueTask CallAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, CancellationToken cancellationToken)
         where TArguments : IThriftWritable
         where TResult : IThriftStruct
     {
         ArgumentNullException.ThrowIfNull(method);
+        if (_options.Governance is { } governance)
+        {
+            return GovernedAsync(governance, method, result, admission =>
+                _options.Hedging is { MaxAttempts: > 1 } hedged && (IsIdempotent(method) || admission.Idempotent)
+                    ? HedgedCallAsync(method, arguments, result, hedged, cancellationToken, admission)
+                    : RunAsync(method, (channel, ct) => channel.CallAsync(method, arguments, result, ct), cancellationToken, admission: admission));
+        }
+
         if (_options.Hedging is { MaxAttempts: > 1 } hedging && IsIdempotent(method))
         {
             return HedgedCallAsync(method, arguments, result, hedging, cancellationToken);
@@ -208,7 +290,8 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
     /// Attempts race: each reads into a result of its own (a reply may still be arriving on a loser while the
     /// winner is copied out), the first answer is copied into <paramref name="result"/>, the others are cancelled.
     /// </summary>
-    private async ValueTask HedgedCallAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, HedgingPolicy hedging, CancellationToken cancellationToken)
+    private async ValueTask HedgedCallAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, HedgingPolicy hedging, CancellationToken cancellationToken,
+        Governance.ClientAdmission? admission = null)
         where TArguments : IThriftWritable
         where TResult : IThriftStruct
     {
@@ -236,7 +319,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                 {
                     picked.Add(e);
                 }
-            }, hedge).ConfigureAwait(false);
+            }, hedge, admission).ConfigureAwait(false);
             return own;
         }
 
@@ -298,18 +381,25 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
 
     public ValueTask SendOnewayAsync<TArguments>(ThriftMethod method, TArguments arguments, CancellationToken cancellationToken)
         where TArguments : IThriftWritable =>
-        RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken);
+        _options.Governance is { } governance
+            ? GovernedAsync(governance, method, null, admission => RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken, admission: admission))
+            : RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken);
 
     private async ValueTask RunAsync(ThriftMethod method, Func<ThriftChannel, CancellationToken, ValueTask> send, CancellationToken cancellationToken,
-        BalancerEndpoint[]? avoid = null, Action<BalancerEndpoint>? picked = null, bool hedge = false)
+        BalancerEndpoint[]? avoid = null, Action<BalancerEndpoint>? picked = null, bool hedge = false, Governance.ClientAdmission? admission = null)
     {
-        // the caller's ThriftChannel.WithTimeout budget covers every attempt; without one, DefaultTimeout does
-        var deadline = DateTimeOffset.UtcNow + (ThriftChannel.CallerTimeout ?? _options.DefaultTimeout);
-        var idempotent = IsIdempotent(method);
+        // the caller's ThriftChannel.WithTimeout budget covers every attempt; without one, the config's timeout or
+        // DefaultTimeout does (with both, the shorter)
+        var configured = admission?.Timeout;
+        var budget = ThriftChannel.CallerTimeout is { } own && (configured is null || own < configured) ? own : configured ?? _options.DefaultTimeout;
+        var deadline = DateTimeOffset.UtcNow + budget;
+        var idempotent = IsIdempotent(method) || admission?.Idempotent == true;
+        var maxRetries = admission?.Retries ?? _options.MaxRetries;
+        var (subset, force) = admission is { } a ? (a.Subset, a.Force) : (-1, false);
         List<BalancerEndpoint>? tried = avoid is { Length: > 0 } ? [.. avoid] : null;
         for (var attempt = 0; ; attempt++)
         {
-            var pick = _set.Pick(tried, NextHashKey.Value);
+            var pick = _set.Pick(tried, NextHashKey.Value, subset, force);
             var (endpoint, channel) = (pick.Endpoint, pick.Connection);
             picked?.Invoke(endpoint);
             endpoint.Begin();
@@ -345,7 +435,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                 }
 
                 var retryable = kind is Outcome.NotSent or Outcome.Overloaded || (kind == Outcome.NoReply && idempotent);
-                if (!retryable || attempt >= _options.MaxRetries || deadline - DateTimeOffset.UtcNow <= TimeSpan.Zero || !_options.Budget.TryWithdraw())
+                if (!retryable || attempt >= maxRetries || deadline - DateTimeOffset.UtcNow <= TimeSpan.Zero || !_options.Budget.TryWithdraw())
                 {
                     throw;
                 }

@@ -15,7 +15,7 @@ public sealed class EndpointSet<TConnection> where TConnection : class
 {
     private readonly Func<ServiceInstance, TConnection> _connect;
     private readonly Action<TConnection> _retire;
-    private readonly OutlierDetector _detector;
+    private OutlierDetector _detector;
     private readonly TimeSpan _warmUp;
     private readonly object _lock = new();
     private readonly Dictionary<string, (BalancerEndpoint Endpoint, TConnection Connection)> _members = new(StringComparer.Ordinal);
@@ -24,9 +24,13 @@ public sealed class EndpointSet<TConnection> where TConnection : class
     private ImmutableArray<BalancerEndpoint> _endpoints = [];
 
     /// <summary>What a pick reads, swapped whole on every change: a pick takes no lock.</summary>
-    private sealed record View(Picker Picker, ImmutableArray<BalancerEndpoint> All, Dictionary<BalancerEndpoint, TConnection> Connections);
+    private sealed record View(Picker Picker, ImmutableArray<BalancerEndpoint> All, Dictionary<BalancerEndpoint, TConnection> Connections, Subset[] Subsets);
+
+    /// <summary>The instances one route selects, with a picker of their own.</summary>
+    private sealed record Subset(Picker Picker, ImmutableArray<BalancerEndpoint> Members);
 
     private volatile View _view;
+    private IReadOnlyList<Func<ServiceInstance, bool>> _selectors = [];
 
     /// <param name="strategy">How an instance is picked.</param>
     /// <param name="outliers">When an instance is ejected.</param>
@@ -42,10 +46,50 @@ public sealed class EndpointSet<TConnection> where TConnection : class
         _connect = connect ?? throw new ArgumentNullException(nameof(connect));
         _retire = retire ?? throw new ArgumentNullException(nameof(retire));
         _picker = strategy.Build([]);
-        _view = new View(_picker, [], []);
+        _view = new View(_picker, [], [], []);
     }
 
-    private void Publish() => _view = new View(_picker, _endpoints, _members.Values.ToDictionary(m => m.Endpoint, m => m.Connection)); // BalancerEndpoint: equal by reference
+    private void Publish()
+    {
+        var subsets = new Subset[_selectors.Count];
+        for (var i = 0; i < subsets.Length; i++)
+        {
+            var selector = _selectors[i];
+            ImmutableArray<BalancerEndpoint> members = [.. _endpoints.Where(e => selector(e.Instance))];
+            subsets[i] = new Subset(_strategy.Build(members), members);
+        }
+
+        _view = new View(_picker, _endpoints, _members.Values.ToDictionary(m => m.Endpoint, m => m.Connection), subsets); // BalancerEndpoint: equal by reference
+    }
+
+    /// <summary>
+    /// Sets the instance subsets routes select (a pick may name one by its index): each gets its own picker over
+    /// the instances it matches, rebuilt with every change of the instances or the strategy.
+    /// </summary>
+    public void SetSubsets(IReadOnlyList<Func<ServiceInstance, bool>> selectors)
+    {
+        ArgumentNullException.ThrowIfNull(selectors);
+        lock (_lock)
+        {
+            _selectors = selectors;
+            Publish();
+        }
+    }
+
+    /// <summary>How many instances subset <paramref name="index"/> holds now.</summary>
+    public int SubsetSize(int index) => _view.Subsets is { } s && index >= 0 && index < s.Length ? s[index].Members.Length : 0;
+
+    /// <summary>Changes when instances are ejected (the per-instance circuit breaker); ejections in force stay.</summary>
+    public void SetOutlierPolicy(OutlierPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        if (policy != _detector.Policy)
+        {
+            _detector = new OutlierDetector(policy);
+        }
+    }
+
+    public OutlierPolicy OutlierPolicy => _detector.Policy;
 
     public ImmutableArray<BalancerEndpoint> Endpoints => _view.All;
 
@@ -123,16 +167,34 @@ public sealed class EndpointSet<TConnection> where TConnection : class
     /// one is a half-open instance already holding its probe call, one more call beats none.
     /// </summary>
     /// <exception cref="TApplicationException">No instance at all, or all draining or ejected.</exception>
-    public Pick<TConnection> Pick(IReadOnlyCollection<BalancerEndpoint>? tried = null, ulong? hashKey = null)
+    /// <param name="tried">Instances this call already tried.</param>
+    /// <param name="hashKey">The key of consistent-hash strategies.</param>
+    /// <param name="subset">A route's subset (see <see cref="SetSubsets"/>), or -1 for every instance.</param>
+    /// <param name="force">With a subset: fail when none of its instances is usable, rather than pick from all of them.</param>
+    public Pick<TConnection> Pick(IReadOnlyCollection<BalancerEndpoint>? tried = null, ulong? hashKey = null, int subset = -1, bool force = false)
     {
         var now = OutlierDetector.Now;
         var view = _view;
-        var (picker, all) = (view.Picker, view.All);
-        var usable = _detector.Usable(all, now);
-        var filter = tried is null || tried.Count == 0 ? usable : e => usable(e) && !tried.Contains(e);
+        var all = view.All;
+        var detector = _detector;
         var context = new PickContext(hashKey);
-        var endpoint = picker.Pick(context, filter) ?? (tried is null ? null : picker.Pick(context, usable))
-            ?? picker.Pick(context, e => !e.Instance.Draining && !e.Health.IsEjected(now));
+        BalancerEndpoint? endpoint;
+        if (subset >= 0 && subset < view.Subsets.Length)
+        {
+            var (picker, members) = view.Subsets[subset];
+            endpoint = members.Length == 0 ? null : PickFrom(picker, members, detector, context, tried, now);
+            if (endpoint is null && force)
+            {
+                throw new TApplicationException(TApplicationExceptionType.InternalError,
+                    members.Length == 0 ? "no instance available: none matches the call's route" : $"no instance available: all {members.Length} the call's route selects are draining or ejected");
+            }
+        }
+        else
+        {
+            endpoint = null;
+        }
+
+        endpoint ??= PickFrom(view.Picker, all, detector, context, tried, now);
         if (endpoint is null)
         {
             throw new TApplicationException(TApplicationExceptionType.InternalError,
@@ -140,6 +202,15 @@ public sealed class EndpointSet<TConnection> where TConnection : class
         }
 
         return new Pick<TConnection>(endpoint, view.Connections[endpoint], all);
+    }
+
+    private static BalancerEndpoint? PickFrom(Picker picker, ImmutableArray<BalancerEndpoint> members, OutlierDetector detector, PickContext context,
+        IReadOnlyCollection<BalancerEndpoint>? tried, long now)
+    {
+        var usable = detector.Usable(members, now);
+        var filter = tried is null || tried.Count == 0 ? usable : e => usable(e) && !tried.Contains(e);
+        return picker.Pick(context, filter) ?? (tried is null ? null : picker.Pick(context, usable))
+            ?? picker.Pick(context, e => !e.Instance.Draining && !e.Health.IsEjected(now));
     }
 
     /// <summary>Records an attempt's outcome (latency, success) and lets the outlier detector judge the instance.</summary>

@@ -19,7 +19,7 @@ namespace Trellis.Rpc;
 internal sealed class ClientConnection : IAsyncDisposable
 {
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly PipeReader _reader;
     private readonly PipeWriter _writer;
     private readonly ThriftChannelOptions _options;
@@ -31,18 +31,41 @@ internal sealed class ClientConnection : IAsyncDisposable
     private int _seqId;
     private int _active;
 
-    private ClientConnection(Socket socket, ThriftChannelOptions options)
+    private ClientConnection(Socket socket, Stream stream, ThriftChannelOptions options)
     {
         _socket = socket;
         _options = options;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
         _reader = PipeReader.Create(_stream);
         _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
         _readLoop = Task.Run(ReadLoopAsync);
     }
 
-    public static async Task<ClientConnection> ConnectAsync(ThriftChannelOptions options, CancellationToken cancellationToken) =>
-        new(await StreamIo.ConnectAsync(options.Endpoint, options.ConnectTimeout, options.Endpoint.ToString(), cancellationToken).ConfigureAwait(false), options);
+    public static async Task<ClientConnection> ConnectAsync(ThriftChannelOptions options, CancellationToken cancellationToken)
+    {
+        var what = options.Endpoint.ToString();
+        TlsCredentials? tls = null;
+        if (options.Tls is { Enabled: true } settings && !options.Endpoint.IsUnix)
+        {
+            try
+            {
+                tls = settings.Load();
+            }
+            catch (TlsConfigurationException e)
+            {
+                throw new TTransportException(TTransportErrorKind.NotOpen, $"cannot connect to {what} with TLS: {e.Message}", e);
+            }
+        }
+
+        var socket = await StreamIo.ConnectAsync(options.Endpoint, options.ConnectTimeout, what, cancellationToken).ConfigureAwait(false);
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        if (tls is not null)
+        {
+            stream = await TlsHandshake.ConnectAsync(stream, tls, options.Endpoint, options.TlsPeerName, options.ConnectTimeout, what, cancellationToken).ConfigureAwait(false);
+        }
+
+        return new ClientConnection(socket, stream, options);
+    }
 
     public bool IsBroken => _broken.Task.IsCompleted;
 
@@ -78,6 +101,17 @@ internal sealed class ClientConnection : IAsyncDisposable
             if (_options.CallerProduct is { } product && !info.TryGet(RpcHeaders.CallerProduct, out _))
             {
                 info.Set(RpcHeaders.CallerProduct, product);
+            }
+
+            if (_options.Headers is { Count: > 0 } always)
+            {
+                foreach (var (key, value) in always)
+                {
+                    if (!info.TryGet(key, out _))
+                    {
+                        info.Set(key, value);
+                    }
+                }
             }
         }
 

@@ -27,6 +27,12 @@ public sealed class ProxyChannelOptions
 
     /// <summary>Good probes in a row before calls go back to the local proxy (hysteresis against flapping).</summary>
     public int ReturnAfter { get; init; } = 5;
+
+    /// <summary>
+    /// The product's TLS settings, for central proxies whose record says <c>tls</c> (their certificate must name
+    /// <c>trellis://{product}/proxy</c>). The local proxy is reached as configured, in plaintext.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
 }
 
 /// <summary>
@@ -66,14 +72,21 @@ public sealed class ProxyChannel : IThriftChannel, IAsyncDisposable
             {
                 Strategy = new LeastActiveStrategy(),
                 DefaultTimeout = options.DefaultTimeout,
-                ChannelOptions = proxy => new ThriftChannelOptions
+                ChannelOptions = proxy =>
                 {
-                    Endpoint = proxy.Endpoint(),
-                    Encoding = options.Encoding,
-                    Multiplexed = true,
-                    PeerMultiplexesCalls = true,
-                    DefaultTimeout = options.DefaultTimeout,
-                    ConnectTimeout = options.ConnectTimeout,
+                    var endpoint = proxy.Endpoint();
+                    var (tls, peerName) = TlsOptions.ForInstance(options.Tls, proxy, endpoint);
+                    return new ThriftChannelOptions
+                    {
+                        Endpoint = endpoint,
+                        Encoding = options.Encoding,
+                        Multiplexed = true,
+                        PeerMultiplexesCalls = true,
+                        DefaultTimeout = options.DefaultTimeout,
+                        ConnectTimeout = options.ConnectTimeout,
+                        Tls = tls,
+                        TlsPeerName = peerName,
+                    };
                 },
             });
         }

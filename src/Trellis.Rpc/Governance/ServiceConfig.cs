@@ -5,11 +5,17 @@ using Trellis.Rpc.Registry;
 
 namespace Trellis.Rpc.Governance;
 
-/// <summary>What a degraded method (or service) answers instead of running: a failure with this message.</summary>
-public sealed record DegradeRule(string Error);
+/// <summary>
+/// What a degraded method (or service) answers instead of running: a failure with <see cref="Error"/>, or the
+/// configured <see cref="Reply"/> as if an instance had answered it.
+/// </summary>
+public sealed record DegradeRule(string? Error, StaticReply? Reply = null);
 
-/// <summary>A token bucket: <see cref="PerSecond"/> calls a second on average, bursts of up to <see cref="Burst"/>.</summary>
-public sealed record RateLimit(double PerSecond, int Burst);
+/// <summary>
+/// A token bucket: <see cref="PerSecond"/> calls a second on average, bursts of up to <see cref="Burst"/>; with
+/// <see cref="PerCaller"/>, each caller (by identity) has a bucket of its own.
+/// </summary>
+public sealed record RateLimit(double PerSecond, int Burst, bool PerCaller = false);
 
 /// <summary>One method's own settings.</summary>
 public sealed record MethodConfig
@@ -31,6 +37,12 @@ public sealed record MethodConfig
 
     /// <summary>Calls of this method in flight at most, at each proxy.</summary>
     public int? MaxConcurrent { get; init; }
+
+    /// <summary>The method's own circuit breaker.</summary>
+    public BreakerPolicy? CircuitBreaker { get; init; }
+
+    /// <summary>The callers allowed to call this method (instead of the service's list).</summary>
+    public AccessList? Allow { get; init; }
 }
 
 /// <summary>
@@ -66,6 +78,25 @@ public sealed record ServiceConfig
 
     public IReadOnlyDictionary<string, MethodConfig> Methods { get; init; } = new Dictionary<string, MethodConfig>(StringComparer.Ordinal);
 
+    /// <summary>Routes: which calls go to which instances (gray release, canaries, caller conditions, A/B splits).</summary>
+    public RouteTable Routes { get; init; } = RouteTable.Empty;
+
+    /// <summary>The per-instance circuit breaker (outlier ejection) settings, when the config sets them.</summary>
+    public Balancing.OutlierPolicy? Outliers { get; init; }
+
+    /// <summary>The service's circuit breaker (all methods together).</summary>
+    public BreakerPolicy? CircuitBreaker { get; init; }
+
+    /// <summary>The callers allowed (null: everyone). A method's own list replaces it.</summary>
+    public AccessList? Allow { get; init; }
+
+    /// <summary>Let <c>product:</c>/<c>service:</c> entries match a caller that only says who it is in THeader (no certificate).</summary>
+    public bool TrustClaimedCallers { get; init; }
+
+    /// <summary>The access list that applies to <paramref name="method"/> (its own, else the service's), or null: everyone.</summary>
+    public AccessList? AllowFor(string method) =>
+        Methods.TryGetValue(method, out var own) && own.Allow is { } list ? list : Allow;
+
     /// <summary>The instances as the consumer should see them: offline ones left out, weights applied.</summary>
     public IReadOnlyList<ServiceInstance> Apply(IReadOnlyList<ServiceInstance> instances)
     {
@@ -83,10 +114,12 @@ public sealed record ServiceConfig
     public DegradeRule? DegradeFor(string method) =>
         Methods.TryGetValue(method, out var own) && own.Degrade is { } rule ? rule : Degrade;
 
-    private static readonly string[] TopKeys = ["strategy", "weights", "offline", "timeoutMs", "degrade", "rateLimit", "maxConcurrent", "methods"];
-    private static readonly string[] MethodKeys = ["timeoutMs", "retries", "idempotent", "degrade", "rateLimit", "maxConcurrent"];
-    private static readonly string[] RateKeys = ["perSecond", "burst"];
-    private static readonly string[] DegradeKeys = ["error"];
+    private static readonly string[] TopKeys = ["strategy", "weights", "offline", "timeoutMs", "degrade", "rateLimit", "maxConcurrent", "methods",
+        "routes", "outlier", "circuitBreaker", "allow", "trustClaimedCallers"];
+    private static readonly string[] MethodKeys = ["timeoutMs", "retries", "idempotent", "degrade", "rateLimit", "maxConcurrent", "circuitBreaker", "allow"];
+    private static readonly string[] RateKeys = ["perSecond", "burst", "perCaller"];
+    private static readonly string[] DegradeKeys = ["error", "reply"];
+    private static readonly string[] OutlierKeys = ["consecutiveFailures", "errorRate", "minimumCalls", "windowMs", "ejectionMs", "maxEjectionMs", "maxEjectedPercent"];
 
     /// <summary>Reads and checks a config; on any problem the config is null and every problem is listed (<c>$.path: what</c>).</summary>
     public static (ServiceConfig? Config, IReadOnlyList<string> Problems) Parse(ReadOnlySpan<byte> json)
@@ -223,6 +256,8 @@ public sealed record ServiceConfig
                             Degrade = v.TryGetProperty("degrade", out var md) ? DegradeRuleOf(md, path + ".degrade", problems) : null,
                             RateLimit = v.TryGetProperty("rateLimit", out var mr) ? RateLimitOf(mr, path + ".rateLimit", problems) : null,
                             MaxConcurrent = v.TryGetProperty("maxConcurrent", out var mmc) ? Int(mmc, path + ".maxConcurrent", 1, 1_000_000, problems) : null,
+                            CircuitBreaker = v.TryGetProperty("circuitBreaker", out var mcb) ? BreakerPolicy.Parse(mcb, path + ".circuitBreaker", problems) : null,
+                            Allow = v.TryGetProperty("allow", out var ma) ? AccessList.Parse(ma, path + ".allow", problems) : null,
                         };
                         if (config.Retries > 0 && !config.Idempotent)
                         {
@@ -234,6 +269,11 @@ public sealed record ServiceConfig
                 }
             }
 
+            var routes = root.TryGetProperty("routes", out var rt) ? RouteTable.Parse(rt, "$.routes", problems) : RouteTable.Empty;
+            var outliers = root.TryGetProperty("outlier", out var ol) ? OutlierPolicyOf(ol, "$.outlier", problems) : null;
+            var breaker = root.TryGetProperty("circuitBreaker", out var cb) ? BreakerPolicy.Parse(cb, "$.circuitBreaker", problems) : null;
+            var allow = root.TryGetProperty("allow", out var al) ? AccessList.Parse(al, "$.allow", problems) : null;
+            var trustClaimed = root.TryGetProperty("trustClaimedCallers", out var tc) && Bool(tc, "$.trustClaimedCallers", problems);
             foreach (var id in offline.Where(weights.ContainsKey))
             {
                 problems.Add($"$.weights.{id}: the instance is also offline; give it a weight or take it offline, not both");
@@ -254,6 +294,11 @@ public sealed record ServiceConfig
                 RateLimit = rate,
                 MaxConcurrent = maxConcurrent,
                 Methods = methods,
+                Routes = routes,
+                Outliers = outliers,
+                CircuitBreaker = breaker,
+                Allow = allow,
+                TrustClaimedCallers = trustClaimed,
             }, []);
         }
     }
@@ -265,7 +310,7 @@ public sealed record ServiceConfig
         return config ?? throw new FormatException(string.Join("\n", problems));
     }
 
-    private static void Unknown(JsonElement element, string path, string[] known, List<string> problems)
+    internal static void Unknown(JsonElement element, string path, string[] known, List<string> problems)
     {
         foreach (var property in element.EnumerateObject())
         {
@@ -276,7 +321,7 @@ public sealed record ServiceConfig
         }
     }
 
-    private static int? Int(JsonElement value, string path, int min, int max, List<string> problems)
+    internal static int? Int(JsonElement value, string path, int min, int max, List<string> problems)
     {
         if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var n) && n >= min && n <= max)
         {
@@ -290,7 +335,7 @@ public sealed record ServiceConfig
     private static TimeSpan? Millis(JsonElement value, string path, List<string> problems) =>
         Int(value, path, 1, 600_000, problems) is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
 
-    private static bool Bool(JsonElement value, string path, List<string> problems)
+    internal static bool Bool(JsonElement value, string path, List<string> problems)
     {
         if (value.ValueKind is JsonValueKind.True or JsonValueKind.False)
         {
@@ -305,18 +350,92 @@ public sealed record ServiceConfig
     {
         if (value.ValueKind != JsonValueKind.Object)
         {
-            problems.Add($"{path}: must be an object such as {{\"error\": \"temporarily unavailable\"}}");
+            problems.Add($"{path}: must be an object such as {{\"error\": \"temporarily unavailable\"}} or {{\"reply\": {{\"str\": \"cached\"}}}}");
             return null;
         }
 
         Unknown(value, path, DegradeKeys, problems);
-        if (!value.TryGetProperty("error", out var error) || error.ValueKind != JsonValueKind.String || error.GetString()!.Length is 0 or > 1024)
+        var hasError = value.TryGetProperty("error", out var error);
+        var hasReply = value.TryGetProperty("reply", out var reply);
+        if (hasError == hasReply)
+        {
+            problems.Add($"{path}: give either \"error\" (fail fast with this message) or \"reply\" (answer with this value), not {(hasError ? "both" : "neither")}");
+            return null;
+        }
+
+        if (hasReply)
+        {
+            return StaticReply.Parse(reply, path + ".reply", problems) is { } staticReply ? new DegradeRule(null, staticReply) : null;
+        }
+
+        if (error.ValueKind != JsonValueKind.String || error.GetString()!.Length is 0 or > 1024)
         {
             problems.Add($"{path}.error: the message callers get, 1 to 1024 characters");
             return null;
         }
 
         return new DegradeRule(error.GetString()!);
+    }
+
+    private static Balancing.OutlierPolicy? OutlierPolicyOf(JsonElement value, string path, List<string> problems)
+    {
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            problems.Add($"{path}: must be an object such as {{\"consecutiveFailures\": 5, \"ejectionMs\": 10000}}");
+            return null;
+        }
+
+        Unknown(value, path, OutlierKeys, problems);
+        var before = problems.Count;
+        var policy = new Balancing.OutlierPolicy();
+        if (value.TryGetProperty("consecutiveFailures", out var cf) && Int(cf, path + ".consecutiveFailures", 1, 1000, problems) is { } consecutive)
+        {
+            policy = policy with { ConsecutiveFailures = consecutive };
+        }
+
+        if (value.TryGetProperty("errorRate", out var er))
+        {
+            if (er.ValueKind == JsonValueKind.Number && er.TryGetDouble(out var rate) && rate is > 0 and <= 1)
+            {
+                policy = policy with { ErrorRate = rate };
+            }
+            else
+            {
+                problems.Add($"{path}.errorRate: the failing share that ejects an instance, above 0 and at most 1");
+            }
+        }
+
+        if (value.TryGetProperty("minimumCalls", out var mc) && Int(mc, path + ".minimumCalls", 1, 1_000_000, problems) is { } minimum)
+        {
+            policy = policy with { MinimumCalls = minimum };
+        }
+
+        if (value.TryGetProperty("windowMs", out var w) && Int(w, path + ".windowMs", 100, 3_600_000, problems) is { } window)
+        {
+            policy = policy with { Window = TimeSpan.FromMilliseconds(window) };
+        }
+
+        if (value.TryGetProperty("ejectionMs", out var ej) && Int(ej, path + ".ejectionMs", 10, 3_600_000, problems) is { } ejection)
+        {
+            policy = policy with { BaseEjection = TimeSpan.FromMilliseconds(ejection) };
+        }
+
+        if (value.TryGetProperty("maxEjectionMs", out var mej) && Int(mej, path + ".maxEjectionMs", 10, 3_600_000, problems) is { } maxEjection)
+        {
+            policy = policy with { MaxEjection = TimeSpan.FromMilliseconds(maxEjection) };
+        }
+
+        if (value.TryGetProperty("maxEjectedPercent", out var mp) && Int(mp, path + ".maxEjectedPercent", 0, 100, problems) is { } percent)
+        {
+            policy = policy with { MaxEjectedShare = percent / 100.0 };
+        }
+
+        if (policy.MaxEjection < policy.BaseEjection)
+        {
+            problems.Add($"{path}.maxEjectionMs: shorter than ejectionMs");
+        }
+
+        return problems.Count > before ? null : policy;
     }
 
     private static RateLimit? RateLimitOf(JsonElement value, string path, List<string> problems)
@@ -340,7 +459,8 @@ public sealed record ServiceConfig
 
         // default burst: one second's worth (at least 1)
         var burst = value.TryGetProperty("burst", out var b) ? Int(b, path + ".burst", 1, 10_000_000, problems) : (int)Math.Max(1, Math.Ceiling(perSecond ?? 1));
-        return perSecond is { } ps && burst is { } bu ? new RateLimit(ps, bu) : null;
+        var perCaller = value.TryGetProperty("perCaller", out var pc) && Bool(pc, path + ".perCaller", problems);
+        return perSecond is { } ps && burst is { } bu ? new RateLimit(ps, bu, perCaller) : null;
     }
 
     /// <summary>The config as indented JSON (for <c>trellis config get</c>).</summary>

@@ -33,6 +33,42 @@ public sealed class TokenBucket(RateLimit limit)
     }
 }
 
+/// <summary>
+/// A rate limit as configured: one bucket, or (<see cref="RateLimit.PerCaller"/>) a bucket per caller key. At most
+/// <see cref="MaxCallers"/> callers are tracked; past that every caller's bucket starts over full (memory stays bounded).
+/// </summary>
+public sealed class RateLimiter(RateLimit limit)
+{
+    public const int MaxCallers = 10_000;
+
+    private readonly TokenBucket? _shared = limit.PerCaller ? null : new TokenBucket(limit);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TokenBucket>? _callers =
+        limit.PerCaller ? new(StringComparer.Ordinal) : null;
+
+    public RateLimit Limit { get; } = limit;
+
+    /// <summary>Takes a token for a call of <paramref name="caller"/> (ignored unless per caller).</summary>
+    public bool TryTake(string caller)
+    {
+        if (_shared is not null)
+        {
+            return _shared.TryTake();
+        }
+
+        if (!_callers!.TryGetValue(caller, out var bucket))
+        {
+            if (_callers.Count >= MaxCallers)
+            {
+                _callers.Clear();
+            }
+
+            bucket = _callers.GetOrAdd(caller, _ => new TokenBucket(Limit));
+        }
+
+        return bucket.TryTake();
+    }
+}
+
 /// <summary>At most <see cref="Limit"/> calls at once: <see cref="TryEnter"/> before a call, <see cref="Exit"/> after it.</summary>
 public sealed class ConcurrencyGate(int limit)
 {

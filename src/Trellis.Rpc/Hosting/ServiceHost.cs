@@ -76,8 +76,16 @@ public sealed partial class ServiceHost : IAsyncDisposable
         var tcp = _server.Endpoints.FirstOrDefault(e => !e.IsUnix);
         var uds = _server.Endpoints.FirstOrDefault(e => e.IsUnix);
         var host = tcp is null ? null : AdvertisedHost(tcp.Host!, _options.AdvertisedHost, _options.IpPrefix);
+        var tls = tcp is not null && _server.Tls is not null;
         foreach (var service in _services)
         {
+            if (tls && !_server.Tls!.Names.Contains(CallerIdentity.ToUri(_options.Product, service), StringComparer.Ordinal))
+            {
+                // callers check the name: every TLS connection to this service would be refused
+                LogCertificateNameMissing(_logger, CallerIdentity.ToUri(_options.Product, service),
+                    _server.Tls.Names.Count == 0 ? "none" : string.Join(", ", _server.Tls.Names));
+            }
+
             var instance = new ServiceInstance
             {
                 Product = _options.Product,
@@ -96,6 +104,7 @@ public sealed partial class ServiceHost : IAsyncDisposable
                 MaxConcurrency = _server.Options.MaxConcurrentCalls,
                 Pid = Environment.ProcessId,
                 StartedAt = DateTimeOffset.UtcNow,
+                Tls = tls,
             };
             _registrations.Add(await _registry.RegisterAsync(instance, cancellationToken).ConfigureAwait(false));
         }
@@ -165,6 +174,9 @@ public sealed partial class ServiceHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "instance {InstanceId} deregistered; serving {Milliseconds} ms more before draining")]
     private static partial void LogStopping(ILogger logger, string instanceId, double milliseconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the TLS certificate does not name {Name} (it names {Names}): callers will refuse this instance")]
+    private static partial void LogCertificateNameMissing(ILogger logger, string name, string names);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "could not deregister {Service}")]
     private static partial void LogDeregisterFailed(ILogger logger, Exception exception, string service);

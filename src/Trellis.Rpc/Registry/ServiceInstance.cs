@@ -32,6 +32,12 @@ public sealed record ServiceInstance
     public DateTimeOffset StartedAt { get; init; }
     /// <summary>Stopping: serve what arrives, but send nothing new.</summary>
     public bool Draining { get; init; }
+    /// <summary>
+    /// The TCP address takes TLS only (the instance's certificate names <c>trellis://{product}/{service}</c>); the Unix
+    /// socket is always plaintext. Left out of the record when false.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Tls { get; init; }
 
     /// <summary>The endpoint a caller uses (the Unix socket when asked for and present, else TCP).</summary>
     public RpcEndpoint Endpoint(bool preferUnixSocket = false) =>

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Microsoft.Extensions.Logging;
 using Trellis.Thrift;
 using Trellis.Thrift.Buffers;
@@ -21,24 +23,41 @@ internal sealed partial class ServerConnection : ICallerConnection
 {
     private readonly ThriftServer _server;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
+    private readonly SslStream? _tls;
     private readonly PipeReader _reader;
     private readonly SendQueue _send;
     private readonly CancellationTokenSource _closed = new();
     private readonly string _peer;
     private ThriftEncoding _encoding;
     private int _callsInFlight;
+    private CallerIdentity? _identity;
 
     public ServerConnection(ThriftServer server, Socket socket, string peer)
     {
         _server = server;
         _socket = socket;
         _peer = peer;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        var network = new NetworkStream(socket, ownsSocket: true);
+        if (server.Tls is not null && socket.AddressFamily != AddressFamily.Unix)
+        {
+            // TLS on TCP listeners: reads and replies go through the encrypting stream once the handshake is done
+            _tls = new SslStream(network, leaveInnerStreamOpen: false);
+            _stream = _tls;
+            _send = new SendQueue(_tls, broken => _ = CloseAsync());
+        }
+        else
+        {
+            _stream = network;
+            // replies are batched: those finished while a send is in progress go out together in the next one
+            _send = new SendQueue(socket, broken => _ = CloseAsync());
+        }
+
         _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
-        // replies are batched: those finished while a send is in progress go out together in the next one
-        _send = new SendQueue(socket, broken => _ = CloseAsync());
     }
+
+    /// <summary>The caller as its certificate names it (TLS with a client certificate), or null.</summary>
+    public CallerIdentity? Identity => _identity;
 
     private ILogger Logger => _server.Logger;
 
@@ -49,6 +68,11 @@ internal sealed partial class ServerConnection : ICallerConnection
         using var onClose = _closed.Token.Register(static r => ((PipeReader)r!).CancelPendingRead(), _reader);
         try
         {
+            if (_tls is not null && !await AuthenticateAsync().ConfigureAwait(false))
+            {
+                return;
+            }
+
             var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, options.Limits).ConfigureAwait(false);
             if (status != ThriftDetectStatus.Detected)
             {
@@ -102,6 +126,21 @@ internal sealed partial class ServerConnection : ICallerConnection
         {
             await CloseAsync().ConfigureAwait(false);
             await ReleaseAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The TLS handshake, within the frame-read timeout (the read deadline covers it too); false: refused (logged once).</summary>
+    private async Task<bool> AuthenticateAsync()
+    {
+        try
+        {
+            _identity = await TlsHandshake.AcceptAsync(_tls!, _server.Tls!, _server.Options.FrameReadTimeout, _closed.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (AuthenticationException e)
+        {
+            ConnectionLog.TlsRefused(Logger, _peer, e.Message);
+            return false;
         }
     }
 
@@ -181,6 +220,7 @@ internal sealed partial class ServerConnection : ICallerConnection
             Method = invoker.Method,
             SeqId = header.SeqId,
             Peer = _peer,
+            Caller = _identity,
         };
         if (headerInfo is not null)
         {

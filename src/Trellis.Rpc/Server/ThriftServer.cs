@@ -34,10 +34,23 @@ public sealed partial class ThriftServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         Logger = options.Logger ?? NullLogger.Instance;
+        if (options.Tls is { Enabled: true } tls)
+        {
+            // read and checked now: a bad certificate stops the start, not the first caller
+            Tls = tls.Load();
+            if (Tls.Certificate is null)
+            {
+                throw new TlsConfigurationException("a TLS server needs its certificate: set Trellis:Tls:CertificateFile (and KeyFile)");
+            }
+        }
+
         _listeners = new CallerListeners<ServerConnection>((socket, peer) => new ServerConnection(this, socket, peer));
     }
 
     internal ILogger Logger { get; }
+
+    /// <summary>The TCP listeners' TLS material (null: plaintext).</summary>
+    internal TlsCredentials? Tls { get; }
 
     internal ThriftServerOptions Options => _options;
 

@@ -32,5 +32,12 @@ public sealed class ThriftServerOptions
     /// <summary>Unix sockets are created with this mode (owner and group read/write).</summary>
     public UnixFileMode UnixSocketMode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
 
+    /// <summary>
+    /// TLS for the TCP listeners (Unix sockets stay plaintext): the handshake runs right after accept, within
+    /// <see cref="FrameReadTimeout"/>; with <see cref="TlsMode.Mutual"/> a caller without a valid certificate is refused.
+    /// A caller's certificate name is its <see cref="RpcContext.Caller"/>. Null or <see cref="TlsMode.Off"/>: plaintext.
+    /// </summary>
+    public TlsOptions? Tls { get; init; }
+
     public ILogger? Logger { get; init; }
 }

@@ -13,4 +13,7 @@ internal static partial class ConnectionLog
 
     [LoggerMessage(Level = LogLevel.Information, Message = "closing {Peer}: {Reason}")]
     public static partial void Timeout(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "closing {Peer}: TLS refused: {Reason}")]
+    public static partial void TlsRefused(ILogger logger, string peer, string reason);
 }

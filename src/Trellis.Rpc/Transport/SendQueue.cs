@@ -6,11 +6,13 @@ namespace Trellis.Rpc;
 /// <summary>
 /// Batched writes to one socket: frames are appended under a lock to a pending buffer; one sender at a time swaps
 /// it out and sends everything gathered so far in one system call. Under load many frames share a send; alone, a
-/// frame goes out at once on the caller's thread.
+/// frame goes out at once on the caller's thread. Over a TLS connection it writes the encrypting stream instead of the
+/// socket (the plain path stays a direct socket send).
 /// </summary>
 internal sealed class SendQueue : IDisposable
 {
-    private readonly Socket _socket;
+    private readonly Socket? _socket;
+    private readonly Stream? _stream;
     private readonly Action<Exception> _onBroken;
     private readonly object _lock = new();
     private PooledBufferWriter _pending = new(8192);
@@ -21,6 +23,13 @@ internal sealed class SendQueue : IDisposable
     public SendQueue(Socket socket, Action<Exception> onBroken)
     {
         _socket = socket;
+        _onBroken = onBroken;
+    }
+
+    /// <summary>Writes to <paramref name="stream"/> (a TLS connection's <see cref="System.Net.Security.SslStream"/>).</summary>
+    public SendQueue(Stream stream, Action<Exception> onBroken)
+    {
+        _stream = stream;
         _onBroken = onBroken;
     }
 
@@ -93,10 +102,17 @@ internal sealed class SendQueue : IDisposable
                 }
 
                 var memory = batch.WrittenMemory;
-                while (!memory.IsEmpty)
+                if (_stream is not null)
                 {
-                    var sent = await _socket.SendAsync(memory, SocketFlags.None).ConfigureAwait(false);
-                    memory = memory[sent..];
+                    await _stream.WriteAsync(memory).ConfigureAwait(false); // one TLS write: all of it
+                }
+                else
+                {
+                    while (!memory.IsEmpty)
+                    {
+                        var sent = await _socket!.SendAsync(memory, SocketFlags.None).ConfigureAwait(false);
+                        memory = memory[sent..];
+                    }
                 }
 
                 batch.Clear();

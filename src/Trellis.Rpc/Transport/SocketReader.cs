@@ -7,11 +7,13 @@ namespace Trellis.Rpc;
 /// Reads a socket into one pooled buffer and hands out what has arrived as a single-segment sequence: the
 /// leanest way to cut frames off a stream (no pipe, no stream wrapper, no allocation per read). Bytes not consumed
 /// stay for the next read, moved to the front (or into a larger buffer) when space runs out. Not thread-safe: the
-/// read loop owns it.
+/// read loop owns it. Over a TLS connection it reads the decrypting stream instead of the socket: the plain path stays
+/// a direct socket receive (a null test, no virtual call, no wrapper).
 /// </summary>
 internal sealed class SocketReader : IDisposable
 {
-    private readonly Socket _socket;
+    private readonly Socket? _socket;
+    private readonly Stream? _stream;
     private byte[] _buffer;
     private int _start;
     private int _end;
@@ -19,6 +21,13 @@ internal sealed class SocketReader : IDisposable
     public SocketReader(Socket socket, int initialSize = 16 * 1024)
     {
         _socket = socket;
+        _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
+    }
+
+    /// <summary>Reads <paramref name="stream"/> (a TLS connection's <see cref="System.Net.Security.SslStream"/>).</summary>
+    public SocketReader(Stream stream, int initialSize = 16 * 1024)
+    {
+        _stream = stream;
         _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
     }
 
@@ -35,7 +44,9 @@ internal sealed class SocketReader : IDisposable
         }
 
         MakeRoom();
-        var received = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+        var received = _stream is null
+            ? await _socket!.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false)
+            : await _stream.ReadAsync(_buffer.AsMemory(_end)).ConfigureAwait(false);
         _end += received;
         return (Buffered, received == 0);
     }

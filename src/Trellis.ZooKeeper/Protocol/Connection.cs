@@ -317,7 +317,7 @@ internal sealed partial class Connection : IDisposable
                 }
                 else
                 {
-                    waiter?.TrySetException(KeeperException.Create(err, null));
+                    waiter?.TrySetException(KeeperException.Create(err, null, err == ErrorCode.AuthFailed ? ZooKeeperClient.AuthRefused : null));
                     _owner.OnAuthFailed(err);
                 }
 

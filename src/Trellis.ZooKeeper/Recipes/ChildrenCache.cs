@@ -26,6 +26,7 @@ public sealed partial class ChildrenCache : IAsyncDisposable
     private bool _fullReload = true;
     private ZooKeeperClient? _watchedOn;
     private Task? _loop;
+    private bool _refusalLogged;
 
     public ChildrenCache(ZooKeeperSessionManager sessions, string path, TimeSpan? coalesce = null, ILogger? logger = null)
     {
@@ -44,7 +45,7 @@ public sealed partial class ChildrenCache : IAsyncDisposable
     /// <summary>Raised after each update that changed the view, with the new snapshot (on the cache's own loop).</summary>
     public event Action<IReadOnlyDictionary<string, NodeData>>? Changed;
 
-    /// <summary>Loads the view; completes after the first full load.</summary>
+    /// <summary>Loads the view; completes after the first full load, or fails with <see cref="NoAuthException"/> when the session may not read it.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         _sessions.SessionStarted += _ => Reload();
@@ -115,6 +116,7 @@ public sealed partial class ChildrenCache : IAsyncDisposable
                 }
 
                 await UpdateAsync(_sessions.Current, full, dirty, _stopping.Token).ConfigureAwait(false);
+                _refusalLogged = false;
             }
             catch (OperationCanceledException)
             {
@@ -123,7 +125,20 @@ public sealed partial class ChildrenCache : IAsyncDisposable
             catch (Exception e) when (e is KeeperException or ObjectDisposedException or InvalidOperationException)
             {
                 // keep the last good view; reload once the session is usable again
-                LogRetry(_logger, _path, e.Message);
+                if (e is NoAuthException)
+                {
+                    // the session may not read the node: the first load fails with it (not an empty view that looks
+                    // like "no children"); later (the ACL changed) the last view stays and this is said loudly
+                    if (!_loaded.TrySetException(e) && !_refusalLogged)
+                    {
+                        _refusalLogged = true; // once until it reads again: retries come every second
+                        LogRefused(_logger, _path, e.Message);
+                    }
+                }
+                else
+                {
+                    LogRetry(_logger, _path, e.Message);
+                }
                 lock (_lock)
                 {
                     _fullReload = true;
@@ -131,7 +146,7 @@ public sealed partial class ChildrenCache : IAsyncDisposable
 
                 try
                 {
-                    await Task.Delay(100, _stopping.Token).ConfigureAwait(false);
+                    await Task.Delay(e is NoAuthException ? 1000 : 100, _stopping.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -221,6 +236,9 @@ public sealed partial class ChildrenCache : IAsyncDisposable
         _signal.Dispose();
         _stopping.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "cache of {Path} cannot be refreshed: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string path, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "cache of {Path} not refreshed yet: {Reason}")]
     private static partial void LogRetry(ILogger logger, string path, string reason);

@@ -18,6 +18,7 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
     private readonly ZooKeeperSessionManager _sessions;
     private readonly string _path;
     private readonly IReadOnlyList<Acl> _acl;
+    private readonly AclProvider? _aclProvider;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _signal = new(0);
     private readonly CancellationTokenSource _stopping = new();
@@ -36,6 +37,17 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
         _data = data ?? [];
         _acl = acl ?? Acl.OpenUnsafe;
         _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>
+    /// A node whose ACL (and that of each missing parent) is chosen when it is created, e.g. copied from its parent.
+    /// A create the server refuses (<see cref="NoAuthException"/>, <see cref="InvalidAclException"/>) before the node
+    /// first exists fails <see cref="StartAsync"/> with that error instead of retrying unseen.
+    /// </summary>
+    public PersistentEphemeralNode(ZooKeeperSessionManager sessions, string path, byte[] data, AclProvider acl, ILogger? logger = null)
+        : this(sessions, path, data, (IReadOnlyList<Acl>?)null, logger)
+    {
+        _aclProvider = acl ?? throw new ArgumentNullException(nameof(acl));
     }
 
     public string Path => _path;
@@ -115,7 +127,18 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
             {
                 // connection loss, expiry (a new session will poke), or a transient server error: retry later
                 _registered = false;
-                LogRetry(_logger, _path, e.Message);
+                if (e is NoAuthException or InvalidAclException)
+                {
+                    // not something a retry fixes by itself: the first start fails with it; later, it is said loudly
+                    if (!_firstCreated.TrySetException(e))
+                    {
+                        LogRefused(_logger, _path, e.Message);
+                    }
+                }
+                else
+                {
+                    LogRetry(_logger, _path, e.Message);
+                }
                 try
                 {
                     await Task.Delay(backoff, _stopping.Token).ConfigureAwait(false);
@@ -172,7 +195,7 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
 
             try
             {
-                await client.CreateAsync(_path, data, CreateMode.Ephemeral, _acl, cancellationToken).ConfigureAwait(false);
+                await client.CreateAsync(_path, data, CreateMode.Ephemeral, await AclForAsync(client, _path, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 Registered();
                 return;
             }
@@ -207,7 +230,12 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
             parent += "/" + parts[i];
             try
             {
-                await client.CreateAsync(parent, ReadOnlyMemory<byte>.Empty, CreateMode.Persistent, _acl, cancellationToken).ConfigureAwait(false);
+                if (await client.ExistsAsync(parent, cancellationToken: cancellationToken).ConfigureAwait(false) is not null)
+                {
+                    continue; // no create (and no ACL to choose) for what is there: the node may not be ours to create under
+                }
+
+                await client.CreateAsync(parent, ReadOnlyMemory<byte>.Empty, CreateMode.Persistent, await AclForAsync(client, parent, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             }
             catch (NodeExistsException)
             {
@@ -215,6 +243,9 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
             }
         }
     }
+
+    private Task<IReadOnlyList<Acl>> AclForAsync(ZooKeeperClient client, string path, CancellationToken cancellationToken) =>
+        _aclProvider is null ? Task.FromResult(_acl) : _aclProvider(client, path, cancellationToken);
 
     private void OnEvent(WatchedEvent e)
     {
@@ -259,6 +290,9 @@ public sealed partial class PersistentEphemeralNode : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "ephemeral node {Path} not in place yet: {Reason}")]
     private static partial void LogRetry(ILogger logger, string path, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "ephemeral node {Path} cannot be restored: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string path, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "deleting {Path}, left by session 0x{Owner:x}")]
     private static partial void LogStale(ILogger logger, string path, long owner);
