@@ -31,14 +31,25 @@ internal sealed class DirectChannel(IInstanceResolver resolver, BalancedChannelO
     {
         await resolver.StartAsync().ConfigureAwait(false);
         var channel = new BalancedChannel(resolver, options);
-        if (resolver is Trellis.Rpc.Governance.ConfiguredResolver configured && strategyFor is not null)
+        if (resolver is Trellis.Rpc.Governance.ConfiguredResolver configured)
         {
-            // a strategy set in the service's config replaces the client's own, and goes back to it when removed
-            configured.ConfigChanged += config => channel.SetStrategy(strategyFor(config.Strategy));
-            if (configured.Config.Strategy is { } strategy)
+            // the service's config, applied live: a strategy set in it replaces the client's own (and goes back to it when
+            // removed); routes, limits, breakers, degradation, timeouts and retries apply to every call
+            configured.ConfigChanged += config =>
+            {
+                if (strategyFor is not null)
+                {
+                    channel.SetStrategy(strategyFor(config.Strategy));
+                }
+
+                channel.ApplyConfig(config);
+            };
+            if (strategyFor is not null && configured.Config.Strategy is { } strategy)
             {
                 channel.SetStrategy(strategyFor(strategy));
             }
+
+            channel.ApplyConfig(configured.Config);
         }
 
         return channel;

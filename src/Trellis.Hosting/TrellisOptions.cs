@@ -33,6 +33,12 @@ public sealed class TrellisOptions
     /// <summary>rpc_proxy's <c>service</c>, <c>back_address</c> and <c>worker_pool_size</c> (for the balancer).</summary>
     public string? Service { get; set; }
 
+    /// <summary>
+    /// The route tag of every call this application makes (THeader <c>trellis-tag</c>): a canary deployment of a caller
+    /// sets it so the services' routes can send its calls to their canaries. A client's own <c>Tag</c> wins.
+    /// </summary>
+    public string? Tag { get; set; }
+
     public string? BackAddress { get; set; }
 
     public int WorkerPoolSize { get; set; } = 1;
@@ -158,8 +164,8 @@ public sealed class TrellisOptions
         /// <summary>Where to call: a service instance or a proxy (<c>tcp://…</c>, <c>unix://…</c>). Default: <see cref="ProxyAddress"/>.</summary>
         public string? Endpoint { get; set; }
 
-        /// <summary><c>framed</c> (default), <c>unframed</c> or <c>header</c>.</summary>
-        public string Framing { get; set; } = "framed";
+        /// <summary><c>framed</c>, <c>unframed</c> or <c>header</c>. Default: <c>header</c> to the local proxy (it carries deadlines, the caller's identity and route tag), <c>framed</c> to an <see cref="Endpoint"/>.</summary>
+        public string? Framing { get; set; }
 
         /// <summary><c>binary</c> (default) or <c>compact</c>.</summary>
         public string Protocol { get; set; } = "binary";
@@ -179,5 +185,8 @@ public sealed class TrellisOptions
 
         /// <summary>With <see cref="Tls"/>: the name the peer's certificate must carry; default <c>trellis://{Product}/{Service or the client's name}</c>.</summary>
         public string? TlsPeerName { get; set; }
+
+        /// <summary>The route tag of this client's calls (instead of <see cref="TrellisOptions.Tag"/>).</summary>
+        public string? Tag { get; set; }
     }
 }

@@ -145,7 +145,7 @@ internal sealed class TrellisOptionsValidator : IValidateOptions<TrellisOptions>
                 errors.Add($"Trellis:Clients:{client}:Endpoint: {e.Message}");
             }
 
-            if (section.Framing is not ("framed" or "unframed" or "header") || section.Protocol is not ("binary" or "compact"))
+            if (section.Framing is not (null or "framed" or "unframed" or "header") || section.Protocol is not ("binary" or "compact"))
             {
                 errors.Add($"Trellis:Clients:{client}: Framing must be framed/unframed/header and Protocol binary/compact");
             }

@@ -66,6 +66,26 @@ public static class TrellisServiceCollectionExtensions
         {
             var options = sp.GetRequiredService<IOptions<TrellisOptions>>().Value;
             var section = options.Clients.GetValueOrDefault(name) ?? new TrellisOptions.ClientSection();
+            // who is calling, for the callee's routes and rules: the product always; its service, zone, host and route tag
+            var host = ServiceHost.AdvertisedHost("0.0.0.0", options.Server.AdvertisedHost, options.Server.IpPrefix);
+            var tag = section.Tag ?? options.Tag;
+            var caller = new Trellis.Rpc.Governance.CallerInfo(options.Product.Length > 0 ? options.Product : null, options.Service,
+                options.Server.Zone.Length > 0 ? options.Server.Zone : null, host, tag);
+            var headers = new Dictionary<string, string>(StringComparer.Ordinal) { [RpcHeaders.CallerHost] = host };
+            if (caller.Service is { } callerService)
+            {
+                headers[RpcHeaders.CallerService] = callerService;
+            }
+
+            if (caller.Zone is { } zone)
+            {
+                headers[RpcHeaders.CallerZone] = zone;
+            }
+
+            if (tag is not null)
+            {
+                headers[RpcHeaders.Tag] = tag;
+            }
             if (section.Mode == "direct")
             {
                 var logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name);
@@ -93,6 +113,7 @@ public static class TrellisServiceCollectionExtensions
 
                 return new DirectChannel(resolver, new BalancedChannelOptions
                 {
+                    Governance = new Trellis.Rpc.Governance.ClientGovernance(target, caller),
                     Strategy = StrategyFor(null),
                     DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
                     Tls = options.Tls.ToOptions(), // for instances whose record says tls
@@ -100,7 +121,11 @@ public static class TrellisServiceCollectionExtensions
             }
 
             var encoding = new ThriftEncoding(
-                section.Framing switch { "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed },
+                // default: THeader to a proxy (it carries deadlines, the caller's identity and route tag), framed to an endpoint
+                (section.Framing ?? (section.Endpoint is null && options.ProxyAddress is not null ? "header" : "framed")) switch
+                {
+                    "unframed" => ThriftFraming.Unframed, "header" => ThriftFraming.Header, _ => ThriftFraming.Framed,
+                },
                 section.Protocol == "compact" ? ThriftProtocol.Compact : ThriftProtocol.Binary);
             if (section.Endpoint is null && options.ProxyAddress is { } proxyAddress)
             {
@@ -115,6 +140,8 @@ public static class TrellisServiceCollectionExtensions
                     Encoding = encoding,
                     DefaultTimeout = TimeSpan.FromSeconds(section.TimeoutSeconds),
                     Tls = options.Tls.ToOptions(), // for central proxies whose record says tls
+                    CallerProduct = caller.Product,
+                    Headers = headers,
                 });
             }
 
@@ -130,6 +157,8 @@ public static class TrellisServiceCollectionExtensions
                 Logger = sp.GetService<ILoggerFactory>()?.CreateLogger("Trellis.Client." + name),
                 Tls = section.Tls ? options.Tls.ToOptions() : null,
                 TlsPeerName = section.Tls ? section.TlsPeerName ?? CallerIdentity.ToUri(options.Product, section.Service ?? name) : null,
+                CallerProduct = caller.Product,
+                Headers = headers,
             });
         });
         services.AddSingleton(sp => create(sp.GetRequiredKeyedService<IThriftChannel>(name)));

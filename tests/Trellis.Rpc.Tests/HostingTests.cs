@@ -282,6 +282,75 @@ public sealed class HostingTests : IDisposable
     }
 
     [Fact]
+    public async Task DirectModeClients_ApplyTheServiceConfigsRules_RoutesByTheirTag_StaticReplies_AndLimits()
+    {
+        var servers = new List<IHost>();
+        var services = new List<EchoService>();
+        try
+        {
+            await StartEchoServersAsync(servers, services);
+            var registry = new LocalRegistry(_registry);
+            await using (var watch = await registry.WatchAsync("demo", "Echo"))
+            {
+                await Wait.UntilAsync(() => watch.Instances.Count == 2, TimeSpan.FromSeconds(10), "both registered");
+            }
+
+            await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes("""
+                {
+                  "routes": [ { "when": { "tag": "canary" }, "to": { "host": "127.0.0.2" } }, { "to": { "host": "127.0.0.1" } } ],
+                  "methods": {
+                    "fail": { "degrade": { "reply": { "i32": 5 } } },
+                    "slow": { "rateLimit": { "perSecond": 0.01, "burst": 2 } }
+                  }
+                }
+                """));
+
+            IHost Client(string? tag) => Build(new()
+            {
+                ["Trellis:Product"] = "demo",
+                ["Trellis:Registry"] = "local",
+                ["Trellis:LocalRegistryPath"] = _registry,
+                ["Trellis:Tag"] = tag,
+                ["Trellis:Clients:Echo:Mode"] = "direct",
+                ["Trellis:Clients:Echo:Locality"] = "false",
+            }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
+            using var plainHost = Client(null);
+            using var canaryHost = Client("canary");
+            await plainHost.StartAsync();
+            await canaryHost.StartAsync();
+            var plain = plainHost.Services.GetRequiredService<Echo.Echo.Client>();
+            var canary = canaryHost.Services.GetRequiredService<Echo.Echo.Client>();
+            foreach (var (client, text) in new[] { (plain, "plain"), (canary, "canary") })
+            {
+                Assert.Equal(5, await client.FailAsync("crash")); // the configured reply: no instance ran it
+                for (var i = 0; i < 20; i++)
+                {
+                    await client.FireAsync(text);
+                }
+
+                Assert.Equal("a", await client.SlowAsync(1, "a"));
+                Assert.Equal("b", await client.SlowAsync(1, "b"));
+                var limited = await Assert.ThrowsAsync<Trellis.Thrift.TApplicationException>(() => client.SlowAsync(1, "c"));
+                Assert.Equal("rate limited: Echo:slow: over 0.01 calls/s in this client; the call was not run", limited.Message);
+            }
+
+            await Wait.UntilAsync(() => services.Sum(s => s.Fired.Count) == 40, TimeSpan.FromSeconds(10), "the oneway calls to arrive");
+            Assert.Equal(Enumerable.Repeat("plain", 20), services[0].Fired); // the default route: 127.0.0.1
+            Assert.Equal(Enumerable.Repeat("canary", 20), services[1].Fired); // the tagged caller's route: 127.0.0.2
+            await plainHost.StopAsync();
+            await canaryHost.StopAsync();
+        }
+        finally
+        {
+            foreach (var host in servers)
+            {
+                await host.StopAsync();
+                host.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public void IpPrefix_ChoosesTheLocalAddress_OrSaysWhatThereIs()
     {
         Assert.Equal("127.0.0.1", ServiceHost.AdvertisedHost("0.0.0.0", null, "127."));

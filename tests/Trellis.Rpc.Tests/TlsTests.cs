@@ -114,7 +114,11 @@ public sealed class TlsTests : IDisposable
             Assert.Equal("over uds", await new Echo.Echo.Client(unix).EchoAsync("over uds"));
             lock (callers)
             {
-                Assert.Equal([null], callers); // the plaintext call never ran; the Unix caller has no certificate
+                // the plaintext call never ran; the Unix caller has no certificate, but the kernel says who it is
+                var caller = Assert.Single(callers);
+                Assert.Equal(IdentitySource.UnixPeer, caller!.Source);
+                Assert.Equal(Environment.ProcessId, caller.Pid);
+                Assert.Equal(Trellis.Rpc.Governance.AccessList.UserId(Environment.UserName), caller.Uid);
             }
         }
         finally

@@ -33,6 +33,12 @@ public sealed class ProxyChannelOptions
     /// <c>trellis://{product}/proxy</c>). The local proxy is reached as configured, in plaintext.
     /// </summary>
     public TlsOptions? Tls { get; init; }
+
+    /// <summary>This application's product, sent with every call (<see cref="ThriftChannelOptions.CallerProduct"/>).</summary>
+    public string? CallerProduct { get; init; }
+
+    /// <summary>THeader info headers sent with every call (<see cref="ThriftChannelOptions.Headers"/>): caller service, zone, host, route tag.</summary>
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
 }
 
 /// <summary>
@@ -63,6 +69,8 @@ public sealed class ProxyChannel : IThriftChannel, IAsyncDisposable
             PeerMultiplexesCalls = true,
             DefaultTimeout = options.DefaultTimeout,
             ConnectTimeout = options.ConnectTimeout,
+            CallerProduct = options.CallerProduct,
+            Headers = options.Headers,
         });
         if (options.Central is { } central)
         {
@@ -86,6 +94,8 @@ public sealed class ProxyChannel : IThriftChannel, IAsyncDisposable
                         ConnectTimeout = options.ConnectTimeout,
                         Tls = tls,
                         TlsPeerName = peerName,
+                        CallerProduct = options.CallerProduct,
+                        Headers = options.Headers,
                     };
                 },
             });

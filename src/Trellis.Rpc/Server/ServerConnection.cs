@@ -73,6 +73,8 @@ internal sealed partial class ServerConnection : ICallerConnection
                 return;
             }
 
+            _identity ??= PeerCredentials.Of(_socket); // a caller on the Unix socket: the kernel says who it is
+
             var (status, encoding, reason) = await StreamIo.DetectAsync(_reader, options.Limits).ConfigureAwait(false);
             if (status != ThriftDetectStatus.Detected)
             {
