@@ -69,6 +69,9 @@ public sealed class TrellisOptions
 
         public bool CheckRevocation { get; set; }
 
+        /// <summary>Refuse instances that do not take TLS (their record has no <c>tls</c>): no downgrade to plaintext.</summary>
+        public bool RequirePeerTls { get; set; }
+
         /// <summary>The settings as <see cref="TlsOptions"/>; null when <see cref="Mode"/> is off.</summary>
         /// <exception cref="FormatException"><see cref="Mode"/> is not off, tls or mtls.</exception>
         public TlsOptions? ToOptions()
@@ -81,6 +84,7 @@ public sealed class TrellisOptions
                 KeyFile = string.IsNullOrWhiteSpace(KeyFile) ? null : KeyFile,
                 CaFile = string.IsNullOrWhiteSpace(CaFile) ? null : CaFile,
                 CheckRevocation = CheckRevocation,
+                RequirePeerTls = RequirePeerTls,
             };
         }
     }

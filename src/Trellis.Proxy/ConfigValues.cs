@@ -57,6 +57,7 @@ internal static class ConfigValues
             KeyFile = section["KeyFile"] is { Length: > 0 } key ? key : null,
             CaFile = section["CaFile"] is { Length: > 0 } ca ? ca : null,
             CheckRevocation = Bool(section, "CheckRevocation") ?? false,
+            RequirePeerTls = Bool(section, "RequirePeerTls") ?? false,
         };
     }
 

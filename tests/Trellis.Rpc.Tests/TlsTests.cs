@@ -338,6 +338,26 @@ public sealed class TlsTests : IDisposable
     }
 
     [Fact]
+    public async Task RequirePeerTls_RefusesAPlaintextInstance_SoTheRegistryCannotDowngradeCallers()
+    {
+        var (plainServer, plainService) = await Servers.StartAsync();
+        await using var _ = plainServer;
+        var plain = new ServiceInstance { Product = Product, Service = "Echo", InstanceId = "plain", Host = "127.0.0.1", Port = plainServer.Endpoints[0].Port, Framing = "header" };
+        var client = _pki.Options("client", [CallerIdentity.ToUri(Product, "web")]);
+        await using (var lenient = new BalancedChannel(new StaticResolver([plain]), new BalancedChannelOptions { MaxRetries = 0, Tls = client }))
+        {
+            Assert.Equal("plain is fine", await new Echo.Echo.Client(lenient).EchoAsync("plain is fine")); // moving to TLS one instance at a time
+        }
+
+        var strict = new TlsOptions { Mode = client.Mode, CertificateFile = client.CertificateFile, KeyFile = client.KeyFile, CaFile = client.CaFile, RequirePeerTls = true };
+        await using var channel = new BalancedChannel(new StaticResolver([plain]), new BalancedChannelOptions { MaxRetries = 0, Tls = strict });
+        var error = await Assert.ThrowsAsync<TTransportException>(() => new Echo.Echo.Client(channel).EchoAsync("downgraded"));
+        Assert.Equal(TTransportErrorKind.NotOpen, error.Kind);
+        Assert.Contains("instance plain of p/Echo does not take TLS (its record has no tls), and this side requires TLS of every instance (Trellis:Tls:RequirePeerTls)", error.Message);
+        Assert.Equal(1, plainService.Echoes);
+    }
+
+    [Fact]
     public async Task ApachePythonClient_CallsOverMutualTls_WithTSSLSocket()
     {
         var (server, callers, _) = await StartServerAsync(_pki.Options("echo", [EchoName], TlsMode.Mutual));

@@ -54,6 +54,12 @@ public sealed class TlsOptions
     /// <summary>Check peers' certificates for revocation (online, by the CA's CRL/OCSP addresses). Off by default.</summary>
     public bool CheckRevocation { get; init; }
 
+    /// <summary>
+    /// Callers refuse to reach an instance over plaintext TCP (a record without <c>tls</c>): once a product's move to TLS
+    /// is complete, whoever can write the registry cannot downgrade its callers to plaintext. Unix sockets stay allowed.
+    /// </summary>
+    public bool RequirePeerTls { get; init; }
+
     /// <summary>A client certificate is required (mTLS).</summary>
     public bool RequireClientCertificate => Mode == TlsMode.Mutual;
 
@@ -98,9 +104,16 @@ public sealed class TlsOptions
     /// </summary>
     internal static (TlsOptions? Tls, string? PeerName) ForInstance(TlsOptions? tls, Registry.ServiceInstance instance, RpcEndpoint endpoint)
     {
-        if (!instance.Tls || endpoint.IsUnix)
+        if (endpoint.IsUnix)
         {
             return (null, null);
+        }
+
+        if (!instance.Tls)
+        {
+            return tls is { Enabled: true, RequirePeerTls: true }
+                ? (Unavailable($"instance {instance.InstanceId} of {instance.Product}/{instance.Service} does not take TLS (its record has no tls), and this side requires TLS of every instance (Trellis:Tls:RequirePeerTls)"), null)
+                : (null, null);
         }
 
         var name = CallerIdentity.ToUri(instance.Product, instance.Service);
