@@ -45,6 +45,8 @@ public sealed partial class WorkerBalancer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private IRegistration? _record;
+    private IServiceRegistry? _registry;
+    private bool _ownsRegistry = true;
     private Task? _registering;
     private int _stopped;
 
@@ -56,6 +58,7 @@ public sealed partial class WorkerBalancer : IAsyncDisposable
     public WorkerBalancer(BalancerOptions options, ProxyOptions front, IServiceRegistry? registry, BalancerRegistration? registration = null, ILogger? logger = null)
         : this(options, front, registry is null ? null : _ => Task.FromResult(registry), registration, logger)
     {
+        _ownsRegistry = false; // the caller's: it closes it
     }
 
     /// <summary>A balancer whose registry is connected in the background (retried with backoff until it answers), so the workers serve while ZooKeeper is down.</summary>
@@ -134,7 +137,9 @@ public sealed partial class WorkerBalancer : IAsyncDisposable
             try
             {
                 await _pool.FirstReady.WaitAsync(_stopping.Token).ConfigureAwait(false);
-                await RegisterAsync(await connect(_stopping.Token).ConfigureAwait(false)).ConfigureAwait(false);
+                // one registry (one ZooKeeper session) for all attempts: a failed registration is retried on it, not on a new one
+                _registry ??= await connect(_stopping.Token).ConfigureAwait(false);
+                await RegisterAsync(_registry).ConfigureAwait(false);
                 return;
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -211,6 +216,10 @@ public sealed partial class WorkerBalancer : IAsyncDisposable
 
         await _front.StopAsync(_registration.DrainTimeout).ConfigureAwait(false);
         await _pool.StopAsync().ConfigureAwait(false);
+        if (_ownsRegistry && _registry is IAsyncDisposable owned)
+        {
+            await owned.DisposeAsync().ConfigureAwait(false); // its session goes with it
+        }
     }
 
     public async ValueTask DisposeAsync()
