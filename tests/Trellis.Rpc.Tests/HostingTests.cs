@@ -139,6 +139,29 @@ public sealed class HostingTests : IDisposable
     }
 
     /// <summary>Two Echo servers of product demo in the local registry, on 127.0.0.1 and 127.0.0.2 (each advertising its own host).</summary>
+    /// <summary>Runs <paramref name="body"/> with the two Echo servers started and both seen in the registry; stops them after.</summary>
+    private async Task WithRegisteredEchoServersAsync(Func<LocalRegistry, IReadOnlyList<ServiceInstance>, List<EchoService>, Task> body)
+    {
+        var servers = new List<IHost>();
+        var services = new List<EchoService>();
+        try
+        {
+            await StartEchoServersAsync(servers, services);
+            var registry = new LocalRegistry(_registry);
+            await using var watch = await registry.WatchAsync("demo", "Echo");
+            await Wait.UntilAsync(() => watch.Instances.Count == 2, TimeSpan.FromSeconds(10), "both registered");
+            await body(registry, watch.Instances, services);
+        }
+        finally
+        {
+            foreach (var host in servers)
+            {
+                await host.StopAsync();
+                host.Dispose();
+            }
+        }
+    }
+
     private async Task StartEchoServersAsync(List<IHost> servers, List<EchoService> services)
     {
         for (var i = 0; i < 2; i++)
@@ -225,130 +248,90 @@ public sealed class HostingTests : IDisposable
     }
 
     [Fact]
-    public async Task DirectModeClients_FollowTheServiceConfig_InstancesTakenOffline()
+    public Task DirectModeClients_FollowTheServiceConfig_InstancesTakenOffline() => WithRegisteredEchoServersAsync(async (registry, instances, services) =>
     {
-        var servers = new List<IHost>();
-        var services = new List<EchoService>();
-        try
+        var second = instances.Single(i => i.Host == "127.0.0.2").InstanceId;
+        await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes($$"""{ "offline": ["{{second}}"], "strategy": "round_robin" }"""));
+
+        using var clientHost = Build(new()
         {
-            await StartEchoServersAsync(servers, services);
-
-            var registry = new LocalRegistry(_registry);
-            await using (var watch = await registry.WatchAsync("demo", "Echo"))
-            {
-                await Wait.UntilAsync(() => watch.Instances.Count == 2, TimeSpan.FromSeconds(10), "both registered");
-                var second = watch.Instances.Single(i => i.Host == "127.0.0.2").InstanceId;
-                await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes($$"""{ "offline": ["{{second}}"], "strategy": "round_robin" }"""));
-            }
-
-            using var clientHost = Build(new()
-            {
-                ["Trellis:Product"] = "demo",
-                ["Trellis:Registry"] = "local",
-                ["Trellis:LocalRegistryPath"] = _registry,
-                ["Trellis:Clients:Echo:Mode"] = "direct",
-                ["Trellis:Clients:Echo:Locality"] = "false",
-            }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
-            await clientHost.StartAsync();
-            var client = clientHost.Services.GetRequiredService<Echo.Echo.Client>();
-            for (var i = 0; i < 40; i++)
-            {
-                Assert.Equal("x", await client.EchoAsync("x"));
-                await client.FireAsync("x");
-            }
-
-            await Wait.UntilAsync(() => services[0].Fired.Count == 40, TimeSpan.FromSeconds(10), "the oneway calls to arrive");
-            Assert.Empty(services[1].Fired); // offline: registered, but sent nothing
-
-            // back online: both get calls again
-            await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes("{}"));
-            for (var attempt = 0; attempt < 500 && services[1].Fired.Count == 0; attempt++)
-            {
-                await client.FireAsync("y");
-                await Task.Delay(20);
-            }
-
-            Assert.NotEmpty(services[1].Fired);
-            await clientHost.StopAsync();
-        }
-        finally
+            ["Trellis:Product"] = "demo",
+            ["Trellis:Registry"] = "local",
+            ["Trellis:LocalRegistryPath"] = _registry,
+            ["Trellis:Clients:Echo:Mode"] = "direct",
+            ["Trellis:Clients:Echo:Locality"] = "false",
+        }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
+        await clientHost.StartAsync();
+        var client = clientHost.Services.GetRequiredService<Echo.Echo.Client>();
+        for (var i = 0; i < 40; i++)
         {
-            foreach (var host in servers)
-            {
-                await host.StopAsync();
-                host.Dispose();
-            }
+            Assert.Equal("x", await client.EchoAsync("x"));
+            await client.FireAsync("x");
         }
-    }
+
+        await Wait.UntilAsync(() => services[0].Fired.Count == 40, TimeSpan.FromSeconds(10), "the oneway calls to arrive");
+        Assert.Empty(services[1].Fired); // offline: registered, but sent nothing
+
+        // back online: both get calls again
+        await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes("{}"));
+        for (var attempt = 0; attempt < 500 && services[1].Fired.Count == 0; attempt++)
+        {
+            await client.FireAsync("y");
+            await Task.Delay(20);
+        }
+
+        Assert.NotEmpty(services[1].Fired);
+        await clientHost.StopAsync();
+    });
 
     [Fact]
-    public async Task DirectModeClients_ApplyTheServiceConfigsRules_RoutesByTheirTag_StaticReplies_AndLimits()
+    public Task DirectModeClients_ApplyTheServiceConfigsRules_RoutesByTheirTag_StaticReplies_AndLimits() => WithRegisteredEchoServersAsync(async (registry, _, services) =>
     {
-        var servers = new List<IHost>();
-        var services = new List<EchoService>();
-        try
+        await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes("""
+            {
+              "routes": [ { "when": { "tag": "canary" }, "to": { "host": "127.0.0.2" } }, { "to": { "host": "127.0.0.1" } } ],
+              "methods": {
+                "fail": { "degrade": { "reply": { "i32": 5 } } },
+                "slow": { "rateLimit": { "perSecond": 0.01, "burst": 2 } }
+              }
+            }
+            """));
+
+        IHost Client(string? tag) => Build(new()
         {
-            await StartEchoServersAsync(servers, services);
-            var registry = new LocalRegistry(_registry);
-            await using (var watch = await registry.WatchAsync("demo", "Echo"))
-            {
-                await Wait.UntilAsync(() => watch.Instances.Count == 2, TimeSpan.FromSeconds(10), "both registered");
-            }
-
-            await registry.SetConfigAsync("demo", "Echo", System.Text.Encoding.UTF8.GetBytes("""
-                {
-                  "routes": [ { "when": { "tag": "canary" }, "to": { "host": "127.0.0.2" } }, { "to": { "host": "127.0.0.1" } } ],
-                  "methods": {
-                    "fail": { "degrade": { "reply": { "i32": 5 } } },
-                    "slow": { "rateLimit": { "perSecond": 0.01, "burst": 2 } }
-                  }
-                }
-                """));
-
-            IHost Client(string? tag) => Build(new()
-            {
-                ["Trellis:Product"] = "demo",
-                ["Trellis:Registry"] = "local",
-                ["Trellis:LocalRegistryPath"] = _registry,
-                ["Trellis:Tag"] = tag,
-                ["Trellis:Clients:Echo:Mode"] = "direct",
-                ["Trellis:Clients:Echo:Locality"] = "false",
-            }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
-            using var plainHost = Client(null);
-            using var canaryHost = Client("canary");
-            await plainHost.StartAsync();
-            await canaryHost.StartAsync();
-            var plain = plainHost.Services.GetRequiredService<Echo.Echo.Client>();
-            var canary = canaryHost.Services.GetRequiredService<Echo.Echo.Client>();
-            foreach (var (client, text) in new[] { (plain, "plain"), (canary, "canary") })
-            {
-                Assert.Equal(5, await client.FailAsync("crash")); // the configured reply: no instance ran it
-                for (var i = 0; i < 20; i++)
-                {
-                    await client.FireAsync(text);
-                }
-
-                Assert.Equal("a", await client.SlowAsync(1, "a"));
-                Assert.Equal("b", await client.SlowAsync(1, "b"));
-                var limited = await Assert.ThrowsAsync<Trellis.Thrift.TApplicationException>(() => client.SlowAsync(1, "c"));
-                Assert.Equal("rate limited: Echo:slow: over 0.01 calls/s in this client; the call was not run", limited.Message);
-            }
-
-            await Wait.UntilAsync(() => services.Sum(s => s.Fired.Count) == 40, TimeSpan.FromSeconds(10), "the oneway calls to arrive");
-            Assert.Equal(Enumerable.Repeat("plain", 20), services[0].Fired); // the default route: 127.0.0.1
-            Assert.Equal(Enumerable.Repeat("canary", 20), services[1].Fired); // the tagged caller's route: 127.0.0.2
-            await plainHost.StopAsync();
-            await canaryHost.StopAsync();
-        }
-        finally
+            ["Trellis:Product"] = "demo",
+            ["Trellis:Registry"] = "local",
+            ["Trellis:LocalRegistryPath"] = _registry,
+            ["Trellis:Tag"] = tag,
+            ["Trellis:Clients:Echo:Mode"] = "direct",
+            ["Trellis:Clients:Echo:Locality"] = "false",
+        }, (s, configuration) => s.AddTrellisClient(configuration, "Echo", channel => new Echo.Echo.Client(channel)));
+        using var plainHost = Client(null);
+        using var canaryHost = Client("canary");
+        await plainHost.StartAsync();
+        await canaryHost.StartAsync();
+        var plain = plainHost.Services.GetRequiredService<Echo.Echo.Client>();
+        var canary = canaryHost.Services.GetRequiredService<Echo.Echo.Client>();
+        foreach (var (client, text) in new[] { (plain, "plain"), (canary, "canary") })
         {
-            foreach (var host in servers)
+            Assert.Equal(5, await client.FailAsync("crash")); // the configured reply: no instance ran it
+            for (var i = 0; i < 20; i++)
             {
-                await host.StopAsync();
-                host.Dispose();
+                await client.FireAsync(text);
             }
+
+            Assert.Equal("a", await client.SlowAsync(1, "a"));
+            Assert.Equal("b", await client.SlowAsync(1, "b"));
+            var limited = await Assert.ThrowsAsync<Trellis.Thrift.TApplicationException>(() => client.SlowAsync(1, "c"));
+            Assert.Equal("rate limited: Echo:slow: over 0.01 calls/s in this client; the call was not run", limited.Message);
         }
-    }
+
+        await Wait.UntilAsync(() => services.Sum(s => s.Fired.Count) == 40, TimeSpan.FromSeconds(10), "the oneway calls to arrive");
+        Assert.Equal(Enumerable.Repeat("plain", 20), services[0].Fired); // the default route: 127.0.0.1
+        Assert.Equal(Enumerable.Repeat("canary", 20), services[1].Fired); // the tagged caller's route: 127.0.0.2
+        await plainHost.StopAsync();
+        await canaryHost.StopAsync();
+    });
 
     [Fact]
     public void IpPrefix_ChoosesTheLocalAddress_OrSaysWhatThereIs()

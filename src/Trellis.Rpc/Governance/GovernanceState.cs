@@ -36,42 +36,23 @@ public sealed class GovernanceState
     public GovernanceState Next(ServiceConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        // settings compared by value (records, ints): boxed here, once per config, never per call
         return new GovernanceState(
-            Keep(_serviceRate, config.RateLimit, r => r.Limit, l => new RateLimiter(l)),
-            KeepAll(_methodRates, config, m => m.RateLimit, r => r.Limit, l => new RateLimiter(l)),
-            Keep(_serviceGate, config.MaxConcurrent, g => g.Limit, l => new ConcurrencyGate(l)),
-            KeepAll(_methodGates, config, m => m.MaxConcurrent, g => g.Limit, l => new ConcurrencyGate(l)),
-            Keep(_serviceBreaker, config.CircuitBreaker, b => b.Policy, p => new CircuitBreaker(p)),
-            KeepAll(_methodBreakers, config, m => m.CircuitBreaker, b => b.Policy, p => new CircuitBreaker(p)));
+            Keep(_serviceRate, config.RateLimit, r => r.Limit, l => new RateLimiter((RateLimit)l)),
+            KeepAll(_methodRates, config, m => m.RateLimit, r => r.Limit, l => new RateLimiter((RateLimit)l)),
+            Keep(_serviceGate, config.MaxConcurrent, g => g.Limit, l => new ConcurrencyGate((int)l)),
+            KeepAll(_methodGates, config, m => m.MaxConcurrent, g => g.Limit, l => new ConcurrencyGate((int)l)),
+            Keep(_serviceBreaker, config.CircuitBreaker, b => b.Policy, p => new CircuitBreaker((BreakerPolicy)p)),
+            KeepAll(_methodBreakers, config, m => m.CircuitBreaker, b => b.Policy, p => new CircuitBreaker((BreakerPolicy)p)));
     }
 
-    private static T? Keep<T, TSetting>(T? old, TSetting? setting, Func<T, TSetting> settingOf, Func<TSetting, T> create)
-        where T : class
-        where TSetting : notnull =>
-        setting is null ? null : old is not null && EqualityComparer<TSetting>.Default.Equals(settingOf(old), setting) ? old : create(setting);
+    /// <summary>The old object when its setting is unchanged, a new one for a new setting, none without one.</summary>
+    private static T? Keep<T>(T? old, object? setting, Func<T, object> settingOf, Func<object, T> create) where T : class =>
+        setting is null ? null : old is not null && settingOf(old).Equals(setting) ? old : create(setting);
 
-    private static T? Keep<T>(T? old, int? setting, Func<T, int> settingOf, Func<int, T> create) where T : class =>
-        setting is not { } value ? null : old is not null && settingOf(old) == value ? old : create(value);
-
-    private static Dictionary<string, T> KeepAll<T, TSetting>(Dictionary<string, T> old, ServiceConfig config, Func<MethodConfig, TSetting?> settingIn,
-        Func<T, TSetting> settingOf, Func<TSetting, T> create)
-        where T : class
-        where TSetting : class
-    {
-        var next = new Dictionary<string, T>(StringComparer.Ordinal);
-        foreach (var (name, method) in config.Methods)
-        {
-            if (Keep(old.GetValueOrDefault(name), settingIn(method), settingOf, create) is { } kept)
-            {
-                next[name] = kept;
-            }
-        }
-
-        return next;
-    }
-
-    private static Dictionary<string, T> KeepAll<T>(Dictionary<string, T> old, ServiceConfig config, Func<MethodConfig, int?> settingIn,
-        Func<T, int> settingOf, Func<int, T> create)
+    /// <summary><see cref="Keep{T}"/> for each method of the config.</summary>
+    private static Dictionary<string, T> KeepAll<T>(Dictionary<string, T> old, ServiceConfig config, Func<MethodConfig, object?> settingIn,
+        Func<T, object> settingOf, Func<object, T> create)
         where T : class
     {
         var next = new Dictionary<string, T>(StringComparer.Ordinal);

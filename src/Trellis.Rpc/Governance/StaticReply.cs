@@ -107,31 +107,10 @@ public sealed class StaticReply
                 }
 
                 break;
-            case TType.Byte:
-                if (Integer(v, sbyte.MinValue, sbyte.MaxValue, path, problems) is { } i8)
+            case TType.Byte or TType.I16 or TType.I32 or TType.I64:
+                if (Integer(v, Min(type), Max(type), path, problems) is { } n)
                 {
-                    w.WriteByte((sbyte)i8);
-                }
-
-                break;
-            case TType.I16:
-                if (Integer(v, short.MinValue, short.MaxValue, path, problems) is { } i16)
-                {
-                    w.WriteI16((short)i16);
-                }
-
-                break;
-            case TType.I32:
-                if (Integer(v, int.MinValue, int.MaxValue, path, problems) is { } i32)
-                {
-                    w.WriteI32((int)i32);
-                }
-
-                break;
-            case TType.I64:
-                if (Integer(v, long.MinValue, long.MaxValue, path, problems) is { } i64)
-                {
-                    w.WriteI64(i64);
+                    WriteInteger(ref w, type, n);
                 }
 
                 break;
@@ -292,10 +271,7 @@ public sealed class StaticReply
                 break;
             case TType.Byte or TType.I16 or TType.I32 or TType.I64:
                 ok = long.TryParse(key, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) && n >= Min(type) && n <= Max(type);
-                if (type == TType.Byte) w.WriteByte((sbyte)n);
-                else if (type == TType.I16) w.WriteI16((short)n);
-                else if (type == TType.I32) w.WriteI32((int)n);
-                else w.WriteI64(n);
+                WriteInteger(ref w, type, n);
                 break;
             case TType.Double:
                 ok = double.TryParse(key, NumberStyles.Float, CultureInfo.InvariantCulture, out var d);
@@ -310,6 +286,17 @@ public sealed class StaticReply
         if (!ok)
         {
             problems.Add($"{path}: the key is not a {type}");
+        }
+    }
+
+    private static void WriteInteger(ref ThriftBinaryWriter w, TType type, long n)
+    {
+        switch (type)
+        {
+            case TType.Byte: w.WriteByte((sbyte)n); break;
+            case TType.I16: w.WriteI16((short)n); break;
+            case TType.I32: w.WriteI32((int)n); break;
+            default: w.WriteI64(n); break;
         }
     }
 
