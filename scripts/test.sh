@@ -48,6 +48,15 @@ else
   failed=$((failed + 1))
 fi
 
+# The quickstart's sample end to end: its service, trellis proxy and its client (docs/quickstart.md).
+if samples/hello/run.sh >"$results/hello.log" 2>&1; then
+  passed=$((passed + 1))
+else
+  cat "$results/hello.log" >&2
+  echo "hello sample failed" >&2
+  failed=$((failed + 1))
+fi
+
 # The Python worker sample end to end: trellis balancer with 2 Python workers, trellis proxy, and the C# client
 # calling through the proxy (it exits non-zero on any unexpected result).
 if samples/python-worker/run.sh >"$results/sample.log" 2>&1; then

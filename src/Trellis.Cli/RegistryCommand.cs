@@ -176,61 +176,18 @@ internal static class RegistryCommand
         }).ConfigureAwait(false);
     }
 
-    /// <summary>Read the config, change its offline list, write it back over the version read (the config stays valid).</summary>
+    /// <summary>Read the config, change its offline list, write it back over the version read (<see cref="OfflineList"/>).</summary>
     private static async Task<int> SetOfflineAsync(IConfigStore store, string product, string service, string instance, bool off, CancellationToken ct)
     {
-        if (!RegistryPaths.IsName(instance))
+        var result = await OfflineList.SetAsync(store, product, service, instance, off, ct).ConfigureAwait(false);
+        if (result.Succeeded)
         {
-            await Console.Error.WriteLineAsync($"'{instance}' is not an instance id").ConfigureAwait(false);
-            return 2;
-        }
-
-        var stored = await store.GetConfigAsync(product, service, ct).ConfigureAwait(false);
-        var json = stored is null ? new JsonObject() : JsonNode.Parse(stored.Data) as JsonObject;
-        if (json is null || (stored is not null && ServiceConfig.Parse(stored.Data).Config is null))
-        {
-            await Console.Error.WriteLineAsync($"the stored config of {product}/{service} is invalid; fix it with `trellis config set` first").ConfigureAwait(false);
-            return 1;
-        }
-
-        var list = (json["offline"] as JsonArray)?.Select(n => n?.GetValue<string>()).OfType<string>().ToList() ?? [];
-        if (off == list.Contains(instance))
-        {
-            Console.WriteLine($"{instance} is already {(off ? "offline" : "online")}");
+            Console.WriteLine(result.Message);
             return 0;
         }
 
-        if (off)
-        {
-            list.Add(instance);
-            (json["weights"] as JsonObject)?.Remove(instance); // an offline instance has no weight
-        }
-        else
-        {
-            list.Remove(instance);
-        }
-
-        if (list.Count == 0)
-        {
-            json.Remove("offline");
-        }
-        else
-        {
-            json["offline"] = new JsonArray([.. list.Select(id => (JsonNode)JsonValue.Create(id))]);
-        }
-
-        var data = Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        try
-        {
-            var version = await store.SetConfigAsync(product, service, data, stored?.Version, ct).ConfigureAwait(false);
-            Console.WriteLine($"{instance} of {product}/{service} is now {(off ? "offline" : "online")} (config version {version})");
-            return 0;
-        }
-        catch (InvalidOperationException e)
-        {
-            await Console.Error.WriteLineAsync($"{e.Message}; nothing was changed").ConfigureAwait(false);
-            return 1;
-        }
+        await Console.Error.WriteLineAsync(result.Message).ConfigureAwait(false);
+        return result.Outcome == OfflineOutcome.BadName ? 2 : 1;
     }
 
     internal static Task<int> WithRegistryAsync(string? zk, string? local, Func<IServiceRegistry, Task<int>> action) =>

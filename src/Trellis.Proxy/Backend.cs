@@ -175,11 +175,26 @@ internal sealed class BackendConnection : IAsyncDisposable
             // written under the send queue's lock: one header object per connection is enough
             info = _header;
             info.Clear();
+            var trace = call.Trace;
             if (call.Headers is not null)
             {
                 foreach (var (key, value) in call.Headers)
                 {
+                    if (trace is not null && (key == RpcHeaders.TraceParent || key == RpcHeaders.TraceState))
+                    {
+                        continue; // the proxy's own span is the backend's parent
+                    }
+
                     info.Add(key, value);
+                }
+            }
+
+            if (trace is not null)
+            {
+                info.Add(RpcHeaders.TraceParent, trace.Id!);
+                if (trace.TraceStateString is { Length: > 0 } state)
+                {
+                    info.Add(RpcHeaders.TraceState, state);
                 }
             }
 

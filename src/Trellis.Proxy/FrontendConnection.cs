@@ -319,6 +319,11 @@ internal sealed partial class FrontendConnection : ICallerConnection
 
     public void Fail(ForwardCall call, TApplicationException error)
     {
+        if (call.Trace is { } trace)
+        {
+            ProxyTelemetry.Failed(trace, error);
+        }
+
         call.Release();
         Fail(new TMessageHeader(call.Name, call.Type, call.SeqId), call.Protocol, call.HeaderFlags, error);
     }

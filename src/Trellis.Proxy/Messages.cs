@@ -238,6 +238,9 @@ internal sealed class ForwardCall
     /// <summary>Answered by an instance with a REPLY (or sent, for a oneway call): a success for the breakers.</summary>
     public bool Succeeded { get; set; }
 
+    /// <summary>The proxy's span for the call (only while someone listens): its context goes to the backend as traceparent.</summary>
+    public System.Diagnostics.Activity? Trace { get; set; }
+
     private int _released;
 
     /// <summary>

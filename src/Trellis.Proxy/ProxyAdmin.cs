@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Trellis.Rpc;
 using Trellis.Rpc.Balancing;
 
 namespace Trellis.Proxy;
@@ -20,8 +21,10 @@ public static class ProxyAdmin
         endpoints.MapGet("/health", () => proxy.IsStopping
             ? Results.Text("stopping\n", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text(proxy.RegistryConnected ? "ok\n" : "ok (registry unreachable: serving cached lists)\n"));
-        endpoints.MapGet("/metrics", () => Results.Text(proxy.Stats.ToPrometheus(), "text/plain; version=0.0.4"));
+        var prometheus = proxy.Prometheus; // collecting from now on: the histograms count every call after the start
+        endpoints.MapGet("/metrics", () => Results.Text(prometheus.Render(), PrometheusExporter.ContentType));
         endpoints.MapGet("/routes", () => Results.Text(RoutesJson(proxy), "application/json"));
+        Admin.AdminPage.MapTrellisAdminPage(endpoints, new Admin.ProxyAdminSource(proxy)); // the admin page at / and its API under /api/
         return endpoints;
     }
 
@@ -81,27 +84,10 @@ public static class BalancerAdmin
                 : ready == 0 ? Results.Text("no worker ready\n", statusCode: StatusCodes.Status503ServiceUnavailable)
                 : Results.Text($"ok ({ready} workers ready{(balancer.Registration is null ? ", not registered yet" : "")})\n");
         });
-        endpoints.MapGet("/metrics", () => Results.Text(Metrics(balancer), "text/plain; version=0.0.4"));
+        var prometheus = balancer.Front.Prometheus; // the front end's counters, the workers' gauges (same meter) and Trellis.Rpc
+        endpoints.MapGet("/metrics", () => Results.Text(prometheus.Render(), PrometheusExporter.ContentType));
         endpoints.MapGet("/workers", () => Results.Text(WorkersJson(balancer), "application/json"));
         return endpoints;
-    }
-
-    private static string Metrics(Balancer.WorkerBalancer balancer)
-    {
-        var text = new System.Text.StringBuilder(balancer.Stats.ToPrometheus());
-        var workers = balancer.Workers;
-        text.Append("# TYPE trellis_balancer_workers gauge\n");
-        foreach (var state in Enum.GetValues<Balancer.WorkerState>())
-        {
-            text.Append(CultureInfo.InvariantCulture, $"trellis_balancer_workers{{state=\"{state.ToString().ToLowerInvariant()}\"}} {workers.Count(w => w.State == state)}\n");
-        }
-
-        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_queued gauge\ntrellis_balancer_queued {balancer.Queued}\n");
-        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_restarts_total counter\ntrellis_balancer_restarts_total {balancer.Restarts}\n");
-        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_recycled_total counter\ntrellis_balancer_recycled_total {balancer.Recycled}\n");
-        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_killed_total counter\ntrellis_balancer_killed_total {balancer.Killed}\n");
-        text.Append(CultureInfo.InvariantCulture, $"# TYPE trellis_balancer_overloaded_total counter\ntrellis_balancer_overloaded_total {balancer.Overloaded}\n");
-        return text.ToString();
     }
 
     private static string WorkersJson(Balancer.WorkerBalancer balancer)

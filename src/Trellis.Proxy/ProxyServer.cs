@@ -61,6 +61,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
         ListenTls = options.ListenTls ? options.Tls!.Load() : null;
         _listeners = new CallerListeners<FrontendConnection>((socket, peer) => new FrontendConnection(this, socket, peer));
         Stats.Count(() => Volatile.Read(ref _inFlight), () => _listeners.Count);
+        CreateInstruments();
         if (options.SnapshotDirectory is { } dir)
         {
             Snapshots = new SnapshotStore(dir, options.Product, Logger);
@@ -233,6 +234,9 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The services routed so far (the admin page).</summary>
+    internal IEnumerable<ServiceRoute> ServiceRoutes => _routes.Values;
+
     /// <summary>A service's route if it has one already (null before its first call): its config and limits.</summary>
     internal ServiceRoute? RouteOf(string service) => _routes.TryGetValue(service, out var route) ? route : null;
 
@@ -255,6 +259,13 @@ public sealed partial class ProxyServer : IAsyncDisposable
 
     private async Task ForwardAsync(ForwardCall call)
     {
+        if (ProxyTelemetry.Source.HasListeners())
+        {
+            call.Trace = ProxyTelemetry.StartForward(call); // zero cost unless someone listens
+        }
+
+        ServiceRoute? routed = null; // the admin page's per-service statistics (ServiceStats)
+        var began = Stopwatch.GetTimestamp();
         try
         {
             if (Pool is { } pool)
@@ -263,7 +274,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
                 return;
             }
 
-            var route = Route(call.Service);
+            var route = routed = Route(call.Service);
             if (route.Set.Endpoints.Length == 0 && !route.Ready.IsCompleted)
             {
                 // the first call to a service waits for its first list (bounded by its deadline and a few seconds)
@@ -312,6 +323,11 @@ public sealed partial class ProxyServer : IAsyncDisposable
                 }
 
                 pick.Endpoint.Begin();
+                if (call.Trace is { } trace)
+                {
+                    ProxyTelemetry.Attempt(trace, pick.Endpoint.Instance, attempt);
+                }
+
                 var started = Stopwatch.GetTimestamp();
                 Exception failure;
                 bool sent;
@@ -330,6 +346,10 @@ public sealed partial class ProxyServer : IAsyncDisposable
                     }
 
                     call.Succeeded = reply.Type != TMessageType.Exception;
+                    if (!call.Succeeded)
+                    {
+                        call.Trace?.SetStatus(ActivityStatusCode.Error, "the instance answered with an exception");
+                    }
                     using (reply.Body)
                     {
                         if (!call.IsOneway)
@@ -379,6 +399,8 @@ public sealed partial class ProxyServer : IAsyncDisposable
         }
         finally
         {
+            routed?.Stats.Record((long)Stopwatch.GetElapsedTime(began).TotalMicroseconds, !call.Succeeded);
+            call.Trace?.Dispose();
             call.Release(); // if no answer did (a oneway call, a caller gone)
             call.Body.Dispose();
             call.Client.Done();
@@ -654,6 +676,7 @@ public sealed partial class ProxyServer : IAsyncDisposable
     {
         await StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         Stats.Dispose();
+        _prometheus?.Dispose();
         _sweeperWake.Dispose();
         _stopping.Dispose();
     }

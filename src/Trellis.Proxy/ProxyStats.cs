@@ -13,6 +13,9 @@ public sealed class ProxyStats : IDisposable
     public const string MeterName = "Trellis.Proxy";
 
     private readonly Meter _meter = new(MeterName);
+
+    /// <summary>This proxy's meter (one per proxy: several proxies in one process keep their own counts).</summary>
+    public Meter Meter => _meter;
     private long _calls;
     private long _replies;
     private long _retries;

@@ -32,6 +32,12 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
 
     public string Service { get; }
 
+    /// <summary>The service's calls over the last minute (the admin page's statistics).</summary>
+    public ServiceStats Stats { get; } = new();
+
+    /// <summary>The instances as registered, before the config (offline, weights) applies: the admin page lists offline ones too.</summary>
+    public IReadOnlyList<ServiceInstance> Registered => Volatile.Read(ref _raw);
+
     private static readonly OutlierPolicy DefaultOutliers = new();
 
     public EndpointSet<BackendPool> Set { get; }

@@ -268,6 +268,55 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         where TResult : IThriftStruct
     {
         ArgumentNullException.ThrowIfNull(method);
+        return RpcTelemetry.Source.HasListeners()
+            ? TracedAsync(method, () => CallCoreAsync(method, arguments, result, cancellationToken))
+            : CallCoreAsync(method, arguments, result, cancellationToken);
+    }
+
+    /// <summary>
+    /// One span per logical call (kind Internal, named <c>Service/method</c>): each attempt's client span (from the
+    /// channel underneath) is its child, and each retry an event on it.
+    /// </summary>
+    private static async ValueTask TracedAsync(ThriftMethod method, Func<ValueTask> call)
+    {
+        var name = RpcTelemetry.MethodName(method);
+        using var activity = RpcTelemetry.Source.StartActivity(name, ActivityKind.Internal);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(RpcTelemetry.SystemNameTag, RpcTelemetry.SystemName);
+            activity.SetTag(RpcTelemetry.MethodTag, name);
+        }
+
+        try
+        {
+            await call().ConfigureAwait(false);
+        }
+        catch (Exception e) when (activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, e.Message);
+            activity.SetTag(RpcTelemetry.ErrorTypeTag, RpcTelemetry.ErrorType(e));
+            throw;
+        }
+    }
+
+    /// <summary>Marks a retry on the call's span (when there is one).</summary>
+    private static void TraceRetry(int attempt, BalancerEndpoint endpoint, Exception error)
+    {
+        if (Activity.Current is { Source.Name: RpcTelemetry.Name, Kind: ActivityKind.Internal, IsAllDataRequested: true } span)
+        {
+            span.AddEvent(new ActivityEvent("retry", tags: new ActivityTagsCollection
+            {
+                ["trellis.attempt"] = attempt + 1,
+                ["trellis.instance"] = endpoint.Instance.InstanceId,
+                [RpcTelemetry.ErrorTypeTag] = RpcTelemetry.ErrorType(error),
+            }));
+        }
+    }
+
+    private ValueTask CallCoreAsync<TArguments, TResult>(ThriftMethod method, TArguments arguments, TResult result, CancellationToken cancellationToken)
+        where TArguments : IThriftWritable
+        where TResult : IThriftStruct
+    {
         if (_options.Governance is { } governance)
         {
             return GovernedAsync(governance, method, result, admission =>
@@ -381,6 +430,12 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
 
     public ValueTask SendOnewayAsync<TArguments>(ThriftMethod method, TArguments arguments, CancellationToken cancellationToken)
         where TArguments : IThriftWritable =>
+        RpcTelemetry.Source.HasListeners()
+            ? TracedAsync(method, () => SendOnewayCoreAsync(method, arguments, cancellationToken))
+            : SendOnewayCoreAsync(method, arguments, cancellationToken);
+
+    private ValueTask SendOnewayCoreAsync<TArguments>(ThriftMethod method, TArguments arguments, CancellationToken cancellationToken)
+        where TArguments : IThriftWritable =>
         _options.Governance is { } governance
             ? GovernedAsync(governance, method, null, admission => RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken, admission: admission))
             : RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken);
@@ -440,6 +495,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                     throw;
                 }
 
+                TraceRetry(attempt, endpoint, e);
                 (tried ??= []).Add(endpoint);
             }
         }

@@ -72,6 +72,12 @@ public sealed class ThriftChannel : IThriftChannel, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(method);
         var context = NewContext(method, TMessageType.Call, arguments, cancellationToken);
         context.Result = result;
+        if (RpcTelemetry.ClientActive)
+        {
+            await ObservedAsync(method, context).ConfigureAwait(false);
+            return;
+        }
+
         await Pipeline(context).ConfigureAwait(false);
     }
 
@@ -79,7 +85,43 @@ public sealed class ThriftChannel : IThriftChannel, IAsyncDisposable
         where TArguments : IThriftWritable
     {
         ArgumentNullException.ThrowIfNull(method);
-        await Pipeline(NewContext(method, TMessageType.Oneway, arguments, cancellationToken)).ConfigureAwait(false);
+        var context = NewContext(method, TMessageType.Oneway, arguments, cancellationToken);
+        if (RpcTelemetry.ClientActive)
+        {
+            await ObservedAsync(method, context).ConfigureAwait(false);
+            return;
+        }
+
+        await Pipeline(context).ConfigureAwait(false);
+    }
+
+    private object? _port;
+
+    /// <summary>
+    /// A call with someone listening: a client span, current while the pipeline runs (so the connection stamps its
+    /// context as <c>traceparent</c>), and <c>rpc.client.call.duration</c>.
+    /// </summary>
+    private async ValueTask ObservedAsync(Thrift.Services.ThriftMethod method, RpcContext context)
+    {
+        var name = RpcTelemetry.MethodName(method);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var activity = RpcTelemetry.StartClient(name, _options.Endpoint);
+        Exception? error = null;
+        try
+        {
+            await Pipeline(context).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            error = e;
+            throw;
+        }
+        finally
+        {
+            var endpoint = _options.Endpoint;
+            RpcTelemetry.Finish(RpcTelemetry.ClientDuration, name, started, activity, error,
+                endpoint.IsUnix ? endpoint.UnixPath : endpoint.Host, endpoint.IsUnix ? null : _port ??= endpoint.Port);
+        }
     }
 
     private RpcContext NewContext(ThriftMethod method, TMessageType type, IThriftWritable arguments, CancellationToken cancellationToken) =>

@@ -259,6 +259,18 @@ internal sealed partial class ServerConnection : ICallerConnection
         context.CancellationToken = cancel.Token;
         IThriftWritable? reply;
         TMessageType type;
+        // telemetry only when someone listens: a server span (child of the caller's traceparent) and the duration
+        string? observed = null;
+        System.Diagnostics.Activity? activity = null;
+        var started = 0L;
+        Exception? failure = null;
+        if (RpcTelemetry.ServerActive)
+        {
+            observed = context.Method is { } m ? RpcTelemetry.MethodName(m) : RpcTelemetry.MethodName(context.Service, context.MethodName);
+            started = System.Diagnostics.Stopwatch.GetTimestamp();
+            activity = RpcTelemetry.StartServer(observed, context);
+        }
+
         try
         {
             await _server.Pipeline(context).ConfigureAwait(false);
@@ -267,6 +279,7 @@ internal sealed partial class ServerConnection : ICallerConnection
         }
         catch (Exception e)
         {
+            failure = e;
             reply = e switch
             {
                 TApplicationException app => app,
@@ -286,6 +299,11 @@ internal sealed partial class ServerConnection : ICallerConnection
             {
                 _deadlines.Activity(); // idle from the last answer on
             }
+        }
+
+        if (observed is not null)
+        {
+            RpcTelemetry.Finish(RpcTelemetry.ServerDuration, observed, started, activity, failure is null ? null : reply as Exception ?? failure);
         }
 
         try
