@@ -48,6 +48,20 @@ else
   failed=$((failed + 1))
 fi
 
+# trellis as a .NET tool: packed, installed with `dotnet tool install` into a temporary tool path, and run.
+tool_dir=$(mktemp -d)
+if dotnet pack src/Trellis.Cli -c Release --no-build -o "$tool_dir/pkg" -nologo -v quiet >"$results/tool.log" 2>&1 \
+   && dotnet tool install --tool-path "$tool_dir/bin" --add-source "$tool_dir/pkg" Trellis.Cli >>"$results/tool.log" 2>&1 \
+   && "$tool_dir/bin/trellis" --help >>"$results/tool.log" 2>&1 \
+   && "$tool_dir/bin/trellis" config validate <(echo '{ "strategy": "round_robin" }') >>"$results/tool.log" 2>&1; then
+  passed=$((passed + 1))
+else
+  cat "$results/tool.log" >&2
+  echo "trellis .NET tool install failed" >&2
+  failed=$((failed + 1))
+fi
+rm -rf "$tool_dir"
+
 # The quickstart's sample end to end: its service, trellis proxy and its client (docs/quickstart.md).
 if samples/hello/run.sh >"$results/hello.log" 2>&1; then
   passed=$((passed + 1))
