@@ -43,6 +43,11 @@ namespace Trellis.Bench.Proxy
             var handler = new EchoHandler();
             var options = new ThriftServerOptions { MaxConcurrentCalls = 100_000, Logger = new StderrLogger(Level(args)) };
             options.Endpoints.Add(RpcEndpoint.Tcp("127.0.0.1", port));
+            if (Cli.Value(args, "--unix") is { } socketPath)
+            {
+                options.Endpoints.Add(RpcEndpoint.Unix(socketPath)); // also on a Unix socket (Trellis.Bench.Suite compares the two)
+            }
+
             await using var server = new ThriftServer(options).AddService(new Bench.Dispatcher(handler));
             await server.StartAsync();
             Console.WriteLine($"listening {server.Endpoints[0].Port}");
@@ -142,183 +147,6 @@ namespace Trellis.Bench.Proxy
         }
     }
 
-    /// <summary>A child process whose stdout announces <c>listening PORT</c> (and at the end <c>stats ...</c>); other output is relayed to stderr.</summary>
-    internal sealed class Child : IDisposable
-    {
-        private readonly Process _process;
-        private readonly TaskCompletionSource<int> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource<string> _stats = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly Task _stdout;
-        private readonly Task _stderr;
-
-        private Child(string name, Process process)
-        {
-            Name = name;
-            _process = process;
-            _stdout = Task.Run(ReadStdoutAsync);
-            _stderr = Task.Run(() => RelayAsync(_process.StandardError));
-        }
-
-        public string Name { get; }
-
-        public int Pid => _process.Id;
-
-        public bool HasExited => _process.HasExited;
-
-        /// <summary>The CPU time the process has used (user and system, all threads), or null once it is gone.</summary>
-        public TimeSpan? Cpu
-        {
-            get
-            {
-                try
-                {
-                    _process.Refresh();
-                    return _process.HasExited ? null : _process.TotalProcessorTime;
-                }
-                catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
-                {
-                    return null;
-                }
-            }
-        }
-
-        /// <summary>Starts <paramref name="file"/> with its stdin, stdout and stderr piped to this process.</summary>
-        public static Child Start(string name, string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
-        {
-            var info = new ProcessStartInfo(file)
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            foreach (var argument in arguments)
-            {
-                info.ArgumentList.Add(argument);
-            }
-
-            foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-            {
-                info.Environment[key] = value;
-            }
-
-            var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {name} ({file})");
-            return new Child(name, process);
-        }
-
-        /// <summary>This program again, with <paramref name="arguments"/>: the apphost directly, or <c>dotnet this.dll</c>.</summary>
-        public static Child StartSelf(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
-        {
-            var host = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this process is unknown");
-            var all = new List<string>();
-            if (Path.GetFileNameWithoutExtension(host).Equals("dotnet", StringComparison.OrdinalIgnoreCase))
-            {
-                var dll = typeof(Child).Assembly.Location;
-                if (dll.Length == 0)
-                {
-                    throw new InvalidOperationException("run under dotnet, but the assembly has no file to hand to it");
-                }
-
-                all.Add(dll);
-            }
-
-            all.AddRange(arguments);
-            return Start(name, host, all, environment);
-        }
-
-        /// <summary>The port announced by <c>listening PORT</c>.</summary>
-        public Task<int> ListeningAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-            _listening.Task.WaitAsync(timeout, cancellationToken);
-
-        /// <summary>Closes stdin (the role's signal to stop) and returns its <c>stats</c> line, or null when it gives none in time.</summary>
-        public async Task<string?> StopAsync(TimeSpan timeout)
-        {
-            try
-            {
-                _process.StandardInput.Close();
-                await _process.WaitForExitAsync().WaitAsync(timeout);
-                await _stdout.WaitAsync(timeout);
-            }
-            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"[{Name}] did not stop within {timeout.TotalSeconds:F0} s of its stdin closing ({e.Message}); killing it");
-                Kill();
-            }
-
-            return _stats.Task.IsCompletedSuccessfully ? _stats.Task.Result : null;
-        }
-
-        public void Kill()
-        {
-            try
-            {
-                if (!_process.HasExited)
-                {
-                    _process.Kill(entireProcessTree: true);
-                }
-
-                _process.WaitForExit(5000);
-            }
-            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
-            {
-                Console.Error.WriteLine($"[{Name}] kill: {e.Message}");
-            }
-        }
-
-        public void Dispose()
-        {
-            Kill();
-            _process.Dispose();
-        }
-
-        private async Task ReadStdoutAsync()
-        {
-            try
-            {
-                while (await _process.StandardOutput.ReadLineAsync() is { } line)
-                {
-                    if (line.StartsWith("listening ", StringComparison.Ordinal) &&
-                        int.TryParse(line.AsSpan("listening ".Length), NumberStyles.Integer, CultureInfo.InvariantCulture, out var port))
-                    {
-                        _listening.TrySetResult(port);
-                    }
-                    else if (line.StartsWith("stats ", StringComparison.Ordinal))
-                    {
-                        _stats.TrySetResult(line["stats ".Length..]);
-                    }
-                    else
-                    {
-                        Console.Error.WriteLine($"[{Name}] {line}");
-                    }
-                }
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-            {
-                // the process is gone
-            }
-
-            _listening.TrySetException(new InvalidOperationException($"{Name} ended before it announced its port"));
-            _stats.TrySetCanceled();
-        }
-
-        private async Task RelayAsync(StreamReader reader)
-        {
-            try
-            {
-                while (await reader.ReadLineAsync() is { } line)
-                {
-                    Console.Error.WriteLine($"[{Name}] {line}");
-                }
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-            {
-                // the process is gone
-            }
-        }
-
-        public Task OutputDone => Task.WhenAll(_stdout, _stderr);
-    }
-
     /// <summary>One way to the backend, with its own channels (one per connection).</summary>
     internal sealed class BenchPath(string name, int port, int id, Child? hop)
     {
@@ -369,69 +197,16 @@ namespace Trellis.Bench.Proxy
 
         public static async Task<Figures> RunAsync(BenchPath path, IReadOnlyList<Bench.Client> clients, int size, TimeSpan duration, CancellationToken cancellationToken)
         {
-            var samples = new List<long>[clients.Count];
-            var errors = new long[clients.Count];
             var cpu = path.Hop?.Cpu;
-            var started = Stopwatch.GetTimestamp();
-            var stopAt = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-            await Task.WhenAll(clients.Select((client, i) => Task.Run(async () =>
-            {
-                var mine = samples[i] = new List<long>(64 * 1024);
-                var connection = path.Id * 1000 + i;
-                for (long seq = 0; Stopwatch.GetTimestamp() < stopAt; seq++)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var text = Payload(size, connection, seq);
-                    Interlocked.Increment(ref path.Sent);
-                    var t = Stopwatch.GetTimestamp();
-                    string reply;
-                    try
-                    {
-                        reply = await client.EchoAsync(text, cancellationToken);
-                    }
-                    catch (Exception e) when (!cancellationToken.IsCancellationRequested)
-                    {
-                        errors[i]++;
-                        path.Error($"{e.GetType().Name}: {e.Message} (after {Stopwatch.GetElapsedTime(t).TotalMilliseconds:F1} ms)");
-                        await Task.Delay(10, cancellationToken);
-                        continue;
-                    }
-
-                    var elapsed = Stopwatch.GetTimestamp() - t;
-                    if (!string.Equals(reply, text, StringComparison.Ordinal))
-                    {
-                        errors[i]++;
-                        path.Error($"wrong reply: sent '{text}', got '{reply}'");
-                        continue;
-                    }
-
-                    mine.Add(elapsed);
-                }
-            }, cancellationToken)));
-            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var r = await EchoLoad.RunAsync(clients.Count, (i, text, ct) => clients[i].EchoAsync(text, ct), size, path.Id, duration,
+                path.Error, () => Interlocked.Increment(ref path.Sent), cancellationToken);
             var hopCpu = cpu is { } before && path.Hop!.Cpu is { } after ? (after - before).TotalMicroseconds : double.NaN;
-            var all = samples.SelectMany(s => s).ToArray();
-            Array.Sort(all);
-            double Micros(double q) => all.Length == 0 ? double.NaN : all[Math.Min(all.Length - 1, (int)(all.Length * q))] * 1e6 / Stopwatch.Frequency;
-            var calls = all.Length + errors.Sum();
-            return new Figures(all.Length / seconds, Micros(0.5), Micros(0.99), Micros(0.999), calls == 0 ? double.NaN : hopCpu / calls, all.Length, errors.Sum());
+            var calls = r.Calls + r.Errors;
+            return new Figures(r.Rate, r.P50, r.P99, r.P999, calls == 0 ? double.NaN : hopCpu / calls, r.Calls, r.Errors);
         }
 
         /// <summary>Exactly <paramref name="size"/> ASCII characters, starting with the connection and sequence number, so a reply meant for another call cannot pass.</summary>
-        public static string Payload(int size, int connection, long seq) => string.Create(size, (connection, seq), static (span, s) =>
-        {
-            span.Fill('x');
-            if (!s.connection.TryFormat(span, out var n, default, CultureInfo.InvariantCulture))
-            {
-                return;
-            }
-
-            if (n < span.Length)
-            {
-                span[n++] = '.';
-                s.seq.TryFormat(span[n..], out _, default, CultureInfo.InvariantCulture);
-            }
-        });
+        public static string Payload(int size, int connection, long seq) => EchoLoad.Payload(size, connection, seq);
     }
 
     internal static class Driver

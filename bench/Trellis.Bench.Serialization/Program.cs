@@ -6,6 +6,7 @@ namespace Trellis.Bench.Serialization;
 /// Entry point. Every argument goes to BenchmarkDotNet's switcher, except:
 /// <list type="bullet">
 /// <item><c>--verify</c>: check the encodings round-trip and run each benchmark body once, then exit 0 (ok) or 1.</item>
+/// <item><c>--timed</c>: a short in-process timing without BenchmarkDotNet (see <see cref="TimedRun"/>).</item>
 /// <item><c>--quick</c>: short for <c>--job Short</c> (3 warm-ups, 3 iterations: rough numbers, fast).</item>
 /// </list>
 /// Without a <c>--filter</c>, every benchmark runs (as with <c>--filter '*'</c>) instead of an interactive prompt.
@@ -20,6 +21,11 @@ public static class Program
         if (Array.IndexOf(args, "--verify") >= 0)
         {
             return SmokeCheck.Run(Console.Out);
+        }
+
+        if (Array.IndexOf(args, "--timed") >= 0)
+        {
+            return TimedRun.Run(args, Console.Out);
         }
 
         var forwarded = new List<string>(args.Length + 2);

@@ -468,9 +468,9 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
                 }
 
                 _set.Finish(pick, started, success: true);
-                if (!hedge)
+                if (attempt == 0 && !hedge)
                 {
-                    _options.Budget.Deposit();
+                    _options.Budget.Deposit(); // one deposit per call: a retry that succeeds is not a call of its own
                 }
 
                 return;
@@ -511,11 +511,17 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         NoReply,
         /// <summary>The instance answered (a declared exception, an application error): the call is done.</summary>
         Answered,
+        /// <summary>The call's deadline passed: no retry.</summary>
+        DeadlinePassed,
     }
 
     private static Outcome Classify(Exception e) => e switch
     {
         TTransportException { Kind: TTransportErrorKind.NotOpen } => Outcome.NotSent,
+        // every attempt runs with what is left of the call's budget: its timeout (at the client, or the server's
+        // "deadline exceeded" a moment earlier) is the call's, and a retry in the last milliseconds would only load
+        // another instance with a call that cannot finish
+        TTransportException { Kind: TTransportErrorKind.TimedOut } => Outcome.DeadlinePassed,
         TApplicationException app when RpcErrors.IsOverloaded(app) => Outcome.Overloaded,
         TApplicationException app when app.Message.StartsWith("shutting down", StringComparison.Ordinal) => Outcome.NoReply,
         TTransportException or TProtocolException or IOException => Outcome.NoReply,

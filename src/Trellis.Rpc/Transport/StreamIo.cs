@@ -10,7 +10,7 @@ namespace Trellis.Rpc;
 /// </summary>
 internal static class StreamIo
 {
-    /// <summary>A connected socket, or <see cref="TTransportException"/> NotOpen (refused, unreachable) / TimedOut.</summary>
+    /// <summary>A connected socket, or <see cref="TTransportException"/> NotOpen (refused, unreachable, timed out).</summary>
     public static async Task<Socket> ConnectAsync(RpcEndpoint endpoint, TimeSpan timeout, string what, CancellationToken cancellationToken)
     {
         var socket = endpoint.NewClientSocket();
@@ -24,7 +24,8 @@ internal static class StreamIo
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             socket.Dispose();
-            throw new TTransportException(TTransportErrorKind.TimedOut, $"connecting to {what} timed out after {timeout.TotalMilliseconds:F0} ms");
+            // NotOpen, like a refused connect: nothing was sent, so the call may go to another instance
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"connecting to {what} timed out after {timeout.TotalMilliseconds:F0} ms");
         }
         catch (SocketException e)
         {

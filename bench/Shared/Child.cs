@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using System.Globalization;
+
+// Shared by the multi-process bench harnesses (Trellis.Bench.Proxy, Trellis.Bench.Suite): a child process that
+// announces its port on stdout.
+namespace Trellis.Bench
+{
+    /// <summary>A child process whose stdout announces <c>listening PORT</c> or <c>ready PORT</c> (and at the end <c>stats ...</c>); other output is relayed to stderr.</summary>
+    internal sealed class Child : IDisposable
+    {
+        private readonly Process _process;
+        private readonly TaskCompletionSource<int> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<string> _stats = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly Task _stdout;
+        private readonly Task _stderr;
+
+        private Child(string name, Process process)
+        {
+            Name = name;
+            _process = process;
+            _stdout = Task.Run(ReadStdoutAsync);
+            _stderr = Task.Run(() => RelayAsync(_process.StandardError));
+        }
+
+        public string Name { get; }
+
+        public int Pid => _process.Id;
+
+        public bool HasExited => _process.HasExited;
+
+        /// <summary>The CPU time the process has used (user and system, all threads), or null once it is gone.</summary>
+        public TimeSpan? Cpu
+        {
+            get
+            {
+                try
+                {
+                    _process.Refresh();
+                    return _process.HasExited ? null : _process.TotalProcessorTime;
+                }
+                catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+                {
+                    return null;
+                }
+            }
+        }
+
+        /// <summary>Starts <paramref name="file"/> with its stdin, stdout and stderr piped to this process.</summary>
+        public static Child Start(string name, string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+        {
+            var info = new ProcessStartInfo(file)
+            {
+                UseShellExecute = false,
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            foreach (var argument in arguments)
+            {
+                info.ArgumentList.Add(argument);
+            }
+
+            foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            {
+                info.Environment[key] = value;
+            }
+
+            var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {name} ({file})");
+            return new Child(name, process);
+        }
+
+        /// <summary>This program again, with <paramref name="arguments"/>: the apphost directly, or <c>dotnet this.dll</c>.</summary>
+        public static Child StartSelf(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+        {
+            var host = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this process is unknown");
+            var all = new List<string>();
+            if (Path.GetFileNameWithoutExtension(host).Equals("dotnet", StringComparison.OrdinalIgnoreCase))
+            {
+                var dll = typeof(Child).Assembly.Location;
+                if (dll.Length == 0)
+                {
+                    throw new InvalidOperationException("run under dotnet, but the assembly has no file to hand to it");
+                }
+
+                all.Add(dll);
+            }
+
+            all.AddRange(arguments);
+            return Start(name, host, all, environment);
+        }
+
+        /// <summary>The port announced by <c>listening PORT</c> or <c>ready PORT</c>.</summary>
+        public Task<int> ListeningAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+            _listening.Task.WaitAsync(timeout, cancellationToken);
+
+        /// <summary>Closes stdin (the role's signal to stop) and returns its <c>stats</c> line, or null when it gives none in time.</summary>
+        public async Task<string?> StopAsync(TimeSpan timeout)
+        {
+            try
+            {
+                _process.StandardInput.Close();
+                await _process.WaitForExitAsync().WaitAsync(timeout);
+                await _stdout.WaitAsync(timeout);
+            }
+            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"[{Name}] did not stop within {timeout.TotalSeconds:F0} s of its stdin closing ({e.Message}); killing it");
+                Kill();
+            }
+
+            return _stats.Task.IsCompletedSuccessfully ? _stats.Task.Result : null;
+        }
+
+        public void Kill()
+        {
+            try
+            {
+                if (!_process.HasExited)
+                {
+                    _process.Kill(entireProcessTree: true);
+                }
+
+                _process.WaitForExit(5000);
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+            {
+                Console.Error.WriteLine($"[{Name}] kill: {e.Message}");
+            }
+        }
+
+        public void Dispose()
+        {
+            Kill();
+            _process.Dispose();
+        }
+
+        private async Task ReadStdoutAsync()
+        {
+            try
+            {
+                while (await _process.StandardOutput.ReadLineAsync() is { } line)
+                {
+                    var announce = line.StartsWith("listening ", StringComparison.Ordinal) ? "listening ".Length
+                        : line.StartsWith("ready ", StringComparison.Ordinal) ? "ready ".Length : -1;
+                    if (announce > 0 && int.TryParse(line.AsSpan(announce), NumberStyles.Integer, CultureInfo.InvariantCulture, out var port))
+                    {
+                        _listening.TrySetResult(port);
+                    }
+                    else if (line.StartsWith("stats ", StringComparison.Ordinal))
+                    {
+                        _stats.TrySetResult(line["stats ".Length..]);
+                    }
+                    else
+                    {
+                        Console.Error.WriteLine($"[{Name}] {line}");
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // the process is gone
+            }
+
+            _listening.TrySetException(new InvalidOperationException($"{Name} ended before it announced its port"));
+            _stats.TrySetCanceled();
+        }
+
+        private async Task RelayAsync(StreamReader reader)
+        {
+            try
+            {
+                while (await reader.ReadLineAsync() is { } line)
+                {
+                    Console.Error.WriteLine($"[{Name}] {line}");
+                }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // the process is gone
+            }
+        }
+
+        public Task OutputDone => Task.WhenAll(_stdout, _stderr);
+    }
+}

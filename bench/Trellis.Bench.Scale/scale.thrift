@@ -1,0 +1,5 @@
+namespace netstd Trellis.Bench.Scale
+
+service Echo {
+  string echo(1: string text)
+}
