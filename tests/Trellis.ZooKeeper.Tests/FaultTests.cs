@@ -250,6 +250,29 @@ public class FaultTests(SingleServer zk)
     }
 
     [Fact]
+    public async Task ADisposedCache_LeavesTheSessionManager_SoAReconnectStillReachesEveryOtherSubscriber()
+    {
+        var root = SingleServer.NewRoot();
+        await using var proxy = TcpFaultProxy.Start(zk.ConnectString);
+        await using var sessions = new ZooKeeperSessionManager(Options(proxy.Address, 10));
+        await sessions.StartAsync();
+        await sessions.Current.CreateAsync(root, B(""));
+        var gone = new ChildrenCache(sessions, root);
+        await gone.StartAsync();
+        await gone.DisposeAsync(); // a route the proxy dropped: it must not be called on any more
+        await using var kept = new ChildrenCache(sessions, root);
+        await kept.StartAsync();
+        var states = new List<SessionState>();
+        sessions.StateChanged += (_, state) => { lock (states) states.Add(state); };
+
+        proxy.DropAll(); // connection lost, then back on the same session: every subscriber hears Connected
+        await Wait.UntilAsync(() => { lock (states) return states.Contains(SessionState.Connected); }, TimeSpan.FromSeconds(15),
+            "the subscriber after the disposed cache to hear the reconnect");
+        await sessions.Current.CreateAsync(root + "/after", B("x"));
+        await Wait.UntilAsync(() => kept.Current.ContainsKey("after"), TimeSpan.FromSeconds(10), "the kept cache to follow");
+    }
+
+    [Fact]
     public async Task AStaleNodeOfTheSameName_IsReplacedOnStart()
     {
         var root = SingleServer.NewRoot();

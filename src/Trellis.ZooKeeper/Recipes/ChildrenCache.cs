@@ -48,17 +48,21 @@ public sealed partial class ChildrenCache : IAsyncDisposable
     /// <summary>Loads the view; completes after the first full load, or fails with <see cref="NoAuthException"/> when the session may not read it.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        _sessions.SessionStarted += _ => Reload();
-        _sessions.StateChanged += (_, state) =>
-        {
-            if (state == SessionState.Connected)
-            {
-                Reload();
-            }
-        };
+        _sessions.SessionStarted += OnSessionStarted;
+        _sessions.StateChanged += OnStateChanged;
         _loop = Task.Run(LoopAsync, CancellationToken.None); // runs until disposed, not until the start is cancelled
         Reload();
         await _loaded.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private void OnSessionStarted(ZooKeeperClient client) => Reload();
+
+    private void OnStateChanged(ZooKeeperClient client, SessionState state)
+    {
+        if (state == SessionState.Connected)
+        {
+            Reload();
+        }
     }
 
     private void Reload()
@@ -68,7 +72,14 @@ public sealed partial class ChildrenCache : IAsyncDisposable
             _fullReload = true;
         }
 
-        _signal.Release();
+        try
+        {
+            _signal.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // an event raised while the cache was being disposed: nothing left to reload
+        }
     }
 
     private void OnEvent(WatchedEvent e)
@@ -226,6 +237,10 @@ public sealed partial class ChildrenCache : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // unsubscribed first: a disposed cache must neither stay reachable from the session manager nor have a
+        // reconnect call into its disposed semaphore (which would stop the other caches' handlers from running)
+        _sessions.SessionStarted -= OnSessionStarted;
+        _sessions.StateChanged -= OnStateChanged;
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_loop is not null)
         {
