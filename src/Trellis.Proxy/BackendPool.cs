@@ -57,7 +57,17 @@ internal sealed class BackendPool : IAsyncDisposable
     private async Task<BackendReply> LendAsync(ForwardCall call)
     {
         var left = System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), call.Deadline);
-        if (left <= TimeSpan.Zero || !await _slots!.WaitAsync(left, _closed.Token).ConfigureAwait(false))
+        bool got;
+        try
+        {
+            got = left > TimeSpan.Zero && await _slots!.WaitAsync(left, _closed.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_closed.IsCancellationRequested)
+        {
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"{Instance.InstanceId} left the instance list before the call was sent");
+        }
+
+        if (!got)
         {
             throw new TimeoutException($"no free connection to {Instance.InstanceId} before the deadline");
         }
@@ -166,10 +176,18 @@ internal sealed class BackendPool : IAsyncDisposable
 
     private async Task<BackendConnection> ConnectAsync()
     {
-        _closed.Token.ThrowIfCancellationRequested();
-        var connection = await BackendConnection.ConnectAsync(Instance, _options, _closed.Token).ConfigureAwait(false);
-        _proxy.Track(connection);
-        return connection;
+        try
+        {
+            _closed.Token.ThrowIfCancellationRequested();
+            var connection = await BackendConnection.ConnectAsync(Instance, _options, _closed.Token).ConfigureAwait(false);
+            _proxy.Track(connection);
+            return connection;
+        }
+        catch (OperationCanceledException) when (_closed.IsCancellationRequested)
+        {
+            // the instance left the list while a call was connecting to it: nothing was sent, another instance can take it
+            throw new TTransportException(TTransportErrorKind.NotOpen, $"{Instance.InstanceId} left the instance list before the call was sent");
+        }
     }
 
     public async ValueTask DisposeAsync()
