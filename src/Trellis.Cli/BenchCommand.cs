@@ -37,58 +37,45 @@ internal static class BenchCommand
             command.Options.Add(option);
         }
 
-        command.SetAction(async (r, ct) =>
+        command.SetAction((r, ct) => InputErrors.ReportAsync("bench", async () =>
         {
-            try
+            var service = r.GetValue(options.Service);
+            var method = r.GetValue(options.Method);
+            if (service is null || method is null)
             {
-                var service = r.GetValue(options.Service);
-                var method = r.GetValue(options.Method);
-                if (service is null || method is null)
-                {
-                    throw new UsageException("give the service and the method to call (trellis call FILE SERVICE lists them)");
-                }
-
-                var settings = new BenchSettings(
-                    Connections: r.GetValue(connections),
-                    Concurrency: r.GetValue(concurrency),
-                    Duration: CallChannel.Duration(r.GetValue(duration)!, "--duration"),
-                    Calls: r.GetValue(calls),
-                    Rate: r.GetValue(rate),
-                    Warmup: r.GetValue(warmup) is "0" or "0s" ? TimeSpan.Zero : CallChannel.Duration(r.GetValue(warmup)!, "--warmup"),
-                    Json: r.GetValue(json),
-                    MaxErrorRate: r.GetValue(maxErrorRate));
-                if (settings.Connections is < 1 or > 1024 || settings.Concurrency is < 1 or > 100_000)
-                {
-                    throw new UsageException("--connections must be 1 to 1024 and --concurrency 1 to 100000");
-                }
-
-                if (settings.Calls is <= 0 || settings.Rate is <= 0 || settings.MaxErrorRate is < 0 or > 1)
-                {
-                    throw new UsageException("--calls and --rate must be positive, --max-error-rate 0 to 1");
-                }
-
-                var target = CallTarget.Resolve(r.GetValue(options.File)!, service, method, r.GetValue(options.Json), r.GetValue(options.Includes) ?? []);
-                if (target.Function.Oneway)
-                {
-                    throw new UsageException($"{target.Method.MultiplexedName} is oneway: no reply to time");
-                }
-
-                var pipe = r.GetValue(pipelined);
-                var channelOptions = CallChannel.Options(r, options, pipe, settings.Connections,
-                    pipe ? (settings.Concurrency + settings.Connections - 1) / settings.Connections : 1);
-                return await new BenchRun(target, channelOptions, settings).RunAsync(ct).ConfigureAwait(false);
+                throw new UsageException("give the service and the method to call (trellis call FILE SERVICE lists them)");
             }
-            catch (UsageException e)
+
+            var settings = new BenchSettings(
+                Connections: r.GetValue(connections),
+                Concurrency: r.GetValue(concurrency),
+                Duration: CallChannel.Duration(r.GetValue(duration)!, "--duration"),
+                Calls: r.GetValue(calls),
+                Rate: r.GetValue(rate),
+                Warmup: r.GetValue(warmup) is "0" or "0s" ? TimeSpan.Zero : CallChannel.Duration(r.GetValue(warmup)!, "--warmup"),
+                Json: r.GetValue(json),
+                MaxErrorRate: r.GetValue(maxErrorRate));
+            if (settings.Connections is < 1 or > 1024 || settings.Concurrency is < 1 or > 100_000)
             {
-                await Console.Error.WriteLineAsync($"trellis bench: {e.Message}").ConfigureAwait(false);
-                return 2;
+                throw new UsageException("--connections must be 1 to 1024 and --concurrency 1 to 100000");
             }
-            catch (CallInputException e)
+
+            if (settings.Calls is <= 0 || settings.Rate is <= 0 || settings.MaxErrorRate is < 0 or > 1)
             {
-                await Console.Error.WriteLineAsync($"trellis bench: bad arguments at {e.Message}; nothing was sent").ConfigureAwait(false);
-                return 2;
+                throw new UsageException("--calls and --rate must be positive, --max-error-rate 0 to 1");
             }
-        });
+
+            var target = CallTarget.Resolve(r.GetValue(options.File)!, service, method, r.GetValue(options.Json), r.GetValue(options.Includes) ?? []);
+            if (target.Function.Oneway)
+            {
+                throw new UsageException($"{target.Method.MultiplexedName} is oneway: no reply to time");
+            }
+
+            var pipe = r.GetValue(pipelined);
+            var channelOptions = CallChannel.Options(r, options, pipe, settings.Connections,
+                pipe ? (settings.Concurrency + settings.Connections - 1) / settings.Connections : 1);
+            return await new BenchRun(target, channelOptions, settings).RunAsync(ct).ConfigureAwait(false);
+        }));
         return command;
     }
 }

@@ -26,23 +26,7 @@ internal static class CallCommand
         var command = new Command("call", "Call a method given a .thrift file and JSON arguments; print the reply as JSON (like grpcurl)");
         options.AddTo(command);
         command.Options.Add(describe);
-        command.SetAction(async (r, ct) =>
-        {
-            try
-            {
-                return await RunAsync(r, options, r.GetValue(describe), ct).ConfigureAwait(false);
-            }
-            catch (UsageException e)
-            {
-                await Console.Error.WriteLineAsync($"trellis call: {e.Message}").ConfigureAwait(false);
-                return 2;
-            }
-            catch (CallInputException e)
-            {
-                await Console.Error.WriteLineAsync($"trellis call: bad arguments at {e.Message}; nothing was sent").ConfigureAwait(false);
-                return 2;
-            }
-        });
+        command.SetAction((r, ct) => InputErrors.ReportAsync("call", () => RunAsync(r, options, r.GetValue(describe), ct)));
         return command;
     }
 

@@ -62,11 +62,11 @@ internal sealed partial class FrontendConnection
         var config = route.Config;
         admission.Route = route;
         admission.Config = config;
-        if (config.AllowFor(method) is { } allowed && !allowed.Allows(Caller(info, callerProduct), config.TrustClaimedCallers))
+        if (config.AllowFor(method) is { } allowed && Caller(info, callerProduct) is var caller && !allowed.Allows(caller, config.TrustClaimedCallers))
         {
             _proxy.Stats.Deny();
             Fail(request, protocol, flags, new TApplicationException(TApplicationExceptionType.InternalError,
-                $"access denied: {service}:{method} does not allow {Caller(info, callerProduct)?.ToString() ?? "an unidentified caller"}"));
+                $"access denied: {service}:{method} does not allow {caller}"));
             return false;
         }
 
@@ -134,7 +134,7 @@ internal sealed partial class FrontendConnection
     private static string? Header(THeaderInfo? info, string key) => info is not null && info.TryGet(key, out var value) ? value : null;
 
     /// <summary>Who the caller is for access rules: proven by the connection, with the product and service it says.</summary>
-    private CallerIdentity? Caller(THeaderInfo? info, string? callerProduct)
+    private CallerIdentity Caller(THeaderInfo? info, string? callerProduct)
     {
         var proven = ProvenIdentity;
         if (proven is { Source: IdentitySource.Certificate })

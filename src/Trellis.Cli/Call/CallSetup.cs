@@ -15,6 +15,29 @@ namespace Trellis.Cli.Call;
 /// <summary>A usage problem found before anything is sent: one line on stderr, exit 2.</summary>
 internal sealed class UsageException(string message) : Exception(message);
 
+/// <summary>How <c>trellis call</c> and <c>trellis bench</c> report a problem found before anything was sent.</summary>
+internal static class InputErrors
+{
+    /// <summary>Runs <paramref name="run"/>; a usage or argument problem is one line on stderr and exit code 2.</summary>
+    public static async Task<int> ReportAsync(string command, Func<Task<int>> run)
+    {
+        try
+        {
+            return await run().ConfigureAwait(false);
+        }
+        catch (UsageException e)
+        {
+            await Console.Error.WriteLineAsync($"trellis {command}: {e.Message}").ConfigureAwait(false);
+            return 2;
+        }
+        catch (CallInputException e)
+        {
+            await Console.Error.WriteLineAsync($"trellis {command}: bad arguments at {e.Message}; nothing was sent").ConfigureAwait(false);
+            return 2;
+        }
+    }
+}
+
 /// <summary>The arguments and options <c>trellis call</c> and <c>trellis bench</c> share: what to call, where, how.</summary>
 internal sealed class CallOptions
 {
