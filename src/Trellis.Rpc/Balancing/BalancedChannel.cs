@@ -317,7 +317,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
         where TArguments : IThriftWritable
         where TResult : IThriftStruct
     {
-        if (_options.Governance is { } governance)
+        if (_options.Governance is { IsEmpty: false } governance) // no config: no async wrapper per call
         {
             return GovernedAsync(governance, method, result, admission =>
                 _options.Hedging is { MaxAttempts: > 1 } hedged && (IsIdempotent(method) || admission.Idempotent)
@@ -436,7 +436,7 @@ public sealed class BalancedChannel : IThriftChannel, IAsyncDisposable
 
     private ValueTask SendOnewayCoreAsync<TArguments>(ThriftMethod method, TArguments arguments, CancellationToken cancellationToken)
         where TArguments : IThriftWritable =>
-        _options.Governance is { } governance
+        _options.Governance is { IsEmpty: false } governance
             ? GovernedAsync(governance, method, null, admission => RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken, admission: admission))
             : RunAsync(method, (channel, ct) => channel.SendOnewayAsync(method, arguments, ct), cancellationToken);
 

@@ -24,6 +24,9 @@ public sealed class ClientGovernance(string service, CallerInfo? caller = null)
 
     public ServiceConfig Config => _config;
 
+    /// <summary>No config in force (none set, or an empty one): calls need not pass the rules at all.</summary>
+    public bool IsEmpty => ReferenceEquals(_config, ServiceConfig.Empty);
+
     /// <summary>Puts a (valid) config in force; limits left unchanged keep their state.</summary>
     public void Apply(ServiceConfig config)
     {
@@ -46,7 +49,7 @@ public sealed class ClientGovernance(string service, CallerInfo? caller = null)
         var admission = new ClientAdmission { Subset = -1 };
         if (ReferenceEquals(config, ServiceConfig.Empty))
         {
-            return admission;
+            return admission; // IsEmpty: callers normally skip Admit altogether
         }
 
         if (config.DegradeFor(method) is { } degraded)
