@@ -193,6 +193,8 @@ public class EnsembleTests(ThreeServers zk) : IClassFixture<ThreeServers>
             await Wait.UntilAsync(() => observer.ExistsAsync(path).Result is null, TimeSpan.FromSeconds(30), "the ensemble to expire the session");
             proxy.BlackHole = false;
             await Wait.UntilAsync(() => client.State == SessionState.Expired, TimeSpan.FromSeconds(30), "Expired");
+            // the state is set before the event is raised: wait for the event too, then check it is the last one
+            await Wait.UntilAsync(() => { lock (states) return states.Contains(SessionState.Expired); }, TimeSpan.FromSeconds(10), "the Expired event");
             lock (states)
             {
                 Assert.Equal(SessionState.Expired, states[^1]);
