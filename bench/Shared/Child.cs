@@ -1,12 +1,15 @@
 using System.Diagnostics;
 using System.Globalization;
 
-// Shared by the multi-process bench harnesses (Trellis.Bench.Proxy, Trellis.Bench.Suite): a child process that
-// announces its port on stdout.
+// Shared by the multi-process bench harnesses (Trellis.Bench.Proxy, Trellis.Bench.Suite, Trellis.Bench.Balancer): a
+// child process that announces its port on stdout. A harness whose role speaks more on stdout (the balancer's
+// `ready ENDPOINT PIDS` and `cpu` answers) derives from it and takes those lines in OnLine.
 namespace Trellis.Bench
 {
     /// <summary>A child process whose stdout announces <c>listening PORT</c> or <c>ready PORT</c> (and at the end <c>stats ...</c>); other output is relayed to stderr.</summary>
-    internal sealed class Child : IDisposable
+    /// <remarks>Killed with its whole process tree on dispose.</remarks>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1852", Justification = "Trellis.Bench.Balancer derives from it; the harnesses that do not would have it sealed")]
+    internal class Child : IDisposable
     {
         private readonly Process _process;
         private readonly TaskCompletionSource<int> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -14,7 +17,7 @@ namespace Trellis.Bench
         private readonly Task _stdout;
         private readonly Task _stderr;
 
-        private Child(string name, Process process)
+        protected Child(string name, Process process)
         {
             Name = name;
             _process = process;
@@ -46,7 +49,15 @@ namespace Trellis.Bench
         }
 
         /// <summary>Starts <paramref name="file"/> with its stdin, stdout and stderr piped to this process.</summary>
-        public static Child Start(string name, string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+        public static Child Start(string name, string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
+            new(name, Launch(name, file, arguments, environment));
+
+        /// <summary>This program again, with <paramref name="arguments"/>: the apphost directly, or <c>dotnet this.dll</c>.</summary>
+        public static Child StartSelf(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
+            new(name, LaunchSelf(name, arguments, environment));
+
+        /// <summary>The process of <see cref="Start"/>, for a derived class's own constructor.</summary>
+        protected static Process Launch(string name, string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment)
         {
             var info = new ProcessStartInfo(file)
             {
@@ -65,12 +76,11 @@ namespace Trellis.Bench
                 info.Environment[key] = value;
             }
 
-            var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {name} ({file})");
-            return new Child(name, process);
+            return Process.Start(info) ?? throw new InvalidOperationException($"could not start {name} ({file})");
         }
 
-        /// <summary>This program again, with <paramref name="arguments"/>: the apphost directly, or <c>dotnet this.dll</c>.</summary>
-        public static Child StartSelf(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+        /// <summary>The process of <see cref="StartSelf"/>, for a derived class's own constructor.</summary>
+        protected static Process LaunchSelf(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment)
         {
             var host = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this process is unknown");
             var all = new List<string>();
@@ -86,7 +96,7 @@ namespace Trellis.Bench
             }
 
             all.AddRange(arguments);
-            return Start(name, host, all, environment);
+            return Launch(name, host, all, environment);
         }
 
         /// <summary>The port announced by <c>listening PORT</c> or <c>ready PORT</c>.</summary>
@@ -132,6 +142,40 @@ namespace Trellis.Bench
         {
             Kill();
             _process.Dispose();
+            GC.SuppressFinalize(this);
+        }
+
+        /// <summary>Writes <paramref name="line"/> to the process's stdin (a role's control channel) and flushes it.</summary>
+        protected async Task WriteLineAsync(string line)
+        {
+            await _process.StandardInput.WriteLineAsync(line);
+            await _process.StandardInput.FlushAsync();
+        }
+
+        /// <summary>A stdout line: the port announcement and the <c>stats</c> line are taken, anything else is relayed to stderr. A derived class takes its role's own lines first.</summary>
+        protected virtual void OnLine(string line)
+        {
+            var announce = line.StartsWith("listening ", StringComparison.Ordinal) ? "listening ".Length
+                : line.StartsWith("ready ", StringComparison.Ordinal) ? "ready ".Length : -1;
+            if (announce > 0 && int.TryParse(line.AsSpan(announce), NumberStyles.Integer, CultureInfo.InvariantCulture, out var port))
+            {
+                _listening.TrySetResult(port);
+            }
+            else if (line.StartsWith("stats ", StringComparison.Ordinal))
+            {
+                _stats.TrySetResult(line["stats ".Length..]);
+            }
+            else
+            {
+                Console.Error.WriteLine($"[{Name}] {line}");
+            }
+        }
+
+        /// <summary>Called once stdout has ended: whatever is still awaited from it will not come. A derived class fails its own waits too.</summary>
+        protected virtual void OnEnd()
+        {
+            _listening.TrySetException(new InvalidOperationException($"{Name} ended before it announced its port"));
+            _stats.TrySetCanceled();
         }
 
         private async Task ReadStdoutAsync()
@@ -140,20 +184,7 @@ namespace Trellis.Bench
             {
                 while (await _process.StandardOutput.ReadLineAsync() is { } line)
                 {
-                    var announce = line.StartsWith("listening ", StringComparison.Ordinal) ? "listening ".Length
-                        : line.StartsWith("ready ", StringComparison.Ordinal) ? "ready ".Length : -1;
-                    if (announce > 0 && int.TryParse(line.AsSpan(announce), NumberStyles.Integer, CultureInfo.InvariantCulture, out var port))
-                    {
-                        _listening.TrySetResult(port);
-                    }
-                    else if (line.StartsWith("stats ", StringComparison.Ordinal))
-                    {
-                        _stats.TrySetResult(line["stats ".Length..]);
-                    }
-                    else
-                    {
-                        Console.Error.WriteLine($"[{Name}] {line}");
-                    }
+                    OnLine(line);
                 }
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
@@ -161,8 +192,7 @@ namespace Trellis.Bench
                 // the process is gone
             }
 
-            _listening.TrySetException(new InvalidOperationException($"{Name} ended before it announced its port"));
-            _stats.TrySetCanceled();
+            OnEnd();
         }
 
         private async Task RelayAsync(StreamReader reader)

@@ -180,112 +180,11 @@ namespace Trellis.Bench.Balancer
         }
     }
 
-    /// <summary>A process of ours whose output is relayed to stderr with its name; killed with its whole tree on dispose.</summary>
-    internal class Child : IDisposable
-    {
-        private readonly Task _stdout;
-        private readonly Task _stderr;
-
-        protected Child(string name, Process process)
-        {
-            Name = name;
-            Process = process;
-            var (stdout, stderr) = (process.StandardOutput, process.StandardError);
-            _stdout = Task.Run(async () =>
-            {
-                await ReadAsync(stdout, OnLine);
-                OnEnd();
-            });
-            _stderr = Task.Run(() => ReadAsync(stderr, line => Console.Error.WriteLine($"[{Name}] {line}")));
-        }
-
-        public string Name { get; }
-
-        public int Pid => Process.Id;
-
-        public bool HasExited => Process.HasExited;
-
-        public Task OutputDone => Task.WhenAll(_stdout, _stderr);
-
-        protected Process Process { get; }
-
-        protected static Process Launch(string file, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
-        {
-            var info = new ProcessStartInfo(file)
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            foreach (var argument in arguments)
-            {
-                info.ArgumentList.Add(argument);
-            }
-
-            foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-            {
-                info.Environment[key] = value;
-            }
-
-            return Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}");
-        }
-
-        public static Child Start(string name, string file, IEnumerable<string> arguments) => new(name, Launch(file, arguments));
-
-        /// <summary>A stdout line (anything but the role's protocol is relayed to stderr).</summary>
-        protected virtual void OnLine(string line) => Console.Error.WriteLine($"[{Name}] {line}");
-
-        /// <summary>Called once stdout has ended.</summary>
-        protected virtual void OnEnd()
-        {
-        }
-
-        public void Kill()
-        {
-            try
-            {
-                if (!Process.HasExited)
-                {
-                    Process.Kill(entireProcessTree: true);
-                }
-
-                Process.WaitForExit(5000);
-            }
-            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
-            {
-                Console.Error.WriteLine($"[{Name}] kill: {e.Message}");
-            }
-        }
-
-        public void Dispose()
-        {
-            Kill();
-            Process.Dispose();
-            GC.SuppressFinalize(this);
-        }
-
-        private static async Task ReadAsync(StreamReader reader, Action<string> onLine)
-        {
-            try
-            {
-                while (await reader.ReadLineAsync() is { } line)
-                {
-                    onLine(line);
-                }
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-            {
-                // the process is gone
-            }
-        }
-    }
-
-    /// <summary>A balancer role process: <see cref="ReadyAsync"/>, then <see cref="CpuAsync"/> per round, then <see cref="StopAsync"/>.</summary>
+    /// <summary>A balancer role process: <see cref="ReadyAsync"/>, then <see cref="CpuAsync"/> per round, then <see cref="StopForCountersAsync"/>.</summary>
+    /// <remarks>The shared <see cref="Child"/> (bench/Shared) with this role's own stdout lines: <c>ready ENDPOINT PIDS</c> and the <c>cpu</c> answers.</remarks>
     internal sealed class BalancerChild : Child
     {
         private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource<string> _stats = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly SemaphoreSlim _query = new(1, 1);
         private TaskCompletionSource<string>? _cpu;
 
@@ -297,19 +196,8 @@ namespace Trellis.Bench.Balancer
         public RpcEndpoint? Endpoint { get; private set; }
 
         /// <summary>This program again (the apphost, or <c>dotnet this.dll</c>) with <paramref name="arguments"/>.</summary>
-        public static BalancerChild StartSelf(string name, int workers, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment)
-        {
-            var host = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this process is unknown");
-            var all = new List<string>();
-            if (Path.GetFileNameWithoutExtension(host).Equals("dotnet", StringComparison.OrdinalIgnoreCase))
-            {
-                var dll = typeof(BalancerChild).Assembly.Location;
-                all.Add(dll.Length > 0 ? dll : throw new InvalidOperationException("run under dotnet, but the assembly has no file to hand to it"));
-            }
-
-            all.AddRange(arguments);
-            return new BalancerChild(name, Launch(host, all, environment), workers);
-        }
+        public static BalancerChild StartSelf(string name, int workers, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment) =>
+            new(name, LaunchSelf(name, arguments, environment), workers);
 
         /// <summary>Waits for <c>ready ENDPOINT PIDS</c>; returns the workers' pids.</summary>
         public async Task<string> ReadyAsync(TimeSpan timeout, CancellationToken cancellationToken)
@@ -328,8 +216,7 @@ namespace Trellis.Bench.Balancer
             {
                 var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
                 Volatile.Write(ref _cpu, answer);
-                await Process.StandardInput.WriteLineAsync("cpu");
-                await Process.StandardInput.FlushAsync();
+                await WriteLineAsync("cpu");
                 var parts = (await answer.Task.WaitAsync(TimeSpan.FromSeconds(10))).Split(' ');
                 return (long.Parse(parts[0], CultureInfo.InvariantCulture), long.Parse(parts[1], CultureInfo.InvariantCulture), int.Parse(parts[2], CultureInfo.InvariantCulture));
             }
@@ -339,25 +226,11 @@ namespace Trellis.Bench.Balancer
             }
         }
 
-        /// <summary>Closes stdin (the role's signal to stop) and returns its <c>stats</c> (key → value), or null when it gives none in time.</summary>
-        public async Task<Dictionary<string, string>?> StopAsync(TimeSpan timeout)
-        {
-            try
-            {
-                Process.StandardInput.Close();
-                await Process.WaitForExitAsync().WaitAsync(timeout);
-                await OutputDone.WaitAsync(timeout);
-            }
-            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"[{Name}] did not stop within {timeout.TotalSeconds:F0} s of its stdin closing ({e.Message}); killing it");
-                Kill();
-            }
-
-            return _stats.Task.IsCompletedSuccessfully
-                ? _stats.Task.Result.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv.Length > 1 ? kv[1] : "", StringComparer.Ordinal)
+        /// <summary><see cref="Child.StopAsync"/>, its <c>stats</c> line read as key → value (null when it gives none in time).</summary>
+        public async Task<Dictionary<string, string>?> StopForCountersAsync(TimeSpan timeout) =>
+            await StopAsync(timeout) is { } stats
+                ? stats.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv.Length > 1 ? kv[1] : "", StringComparer.Ordinal)
                 : null;
-        }
 
         protected override void OnLine(string line)
         {
@@ -369,13 +242,9 @@ namespace Trellis.Bench.Balancer
             {
                 Volatile.Read(ref _cpu)?.TrySetResult(line["cpu ".Length..]);
             }
-            else if (line.StartsWith("stats ", StringComparison.Ordinal))
-            {
-                _stats.TrySetResult(line["stats ".Length..]);
-            }
             else
             {
-                base.OnLine(line);
+                base.OnLine(line); // stats, or relayed to stderr
             }
         }
 
@@ -383,12 +252,12 @@ namespace Trellis.Bench.Balancer
         {
             _ready.TrySetException(new InvalidOperationException($"{Name} ended before its workers were ready (see its output above)"));
             Volatile.Read(ref _cpu)?.TrySetException(new InvalidOperationException($"{Name} ended"));
-            _stats.TrySetCanceled();
+            base.OnEnd();
         }
     }
 
-    /// <summary>What the callers call: <c>echo</c> of a short unique string, or <c>sleep(ms)</c>; null when the reply is right, else what is wrong.</summary>
-    internal sealed record Workload(string Name, string Title, Func<Worker.Client, string, CancellationToken, Task<string?>> Call);
+    /// <summary>What the callers call: <c>echo</c> of a short unique string, or <c>sleep(ms)</c>; <see cref="Check"/>(text sent, reply) is null when the reply is right, else what is wrong.</summary>
+    internal sealed record Workload(string Name, string Title, Func<Worker.Client, string, CancellationToken, Task<string>> Call, Func<string, string, string?> Check);
 
     /// <summary>One way to the workers with its own callers' connections (each one call at a time).</summary>
     internal sealed class BenchPath(string name, int workers, int connections, RpcEndpoint endpoint, BalancerChild? balancer, Child? direct, int id)
@@ -457,59 +326,31 @@ namespace Trellis.Bench.Balancer
 
     internal static class Load
     {
-        /// <summary>Every connection of the path one call at a time for <paramref name="duration"/>, with the CPU each process used meanwhile.</summary>
+        /// <summary>
+        /// Every connection of the path one call at a time for <paramref name="duration"/> (the shared
+        /// <see cref="EchoLoad"/> loop, payloads <c>{path}.{conn}.{seq}</c>), with the CPU each process used meanwhile.
+        /// </summary>
         public static async Task<Figures> RunAsync(BenchPath path, Workload workload, TimeSpan duration, CancellationToken cancellationToken)
         {
-            var samples = new List<long>[path.Open.Count];
-            var errors = new long[path.Open.Count];
+            var prefixes = Enumerable.Range(0, path.Open.Count).Select(i => string.Create(CultureInfo.InvariantCulture, $"{path.Id}.{i}.")).ToArray();
             var (balancerBefore, workersBefore) = await CpuAsync(path);
             var driverBefore = CpuTime.Self();
-            var started = Stopwatch.GetTimestamp();
-            var stopAt = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-            await Task.WhenAll(path.Open.Select((open, i) => Task.Run(async () =>
-            {
-                var mine = samples[i] = new List<long>(16 * 1024);
-                var prefix = string.Create(CultureInfo.InvariantCulture, $"{path.Id}.{i}.");
-                for (long seq = 0; Stopwatch.GetTimestamp() < stopAt; seq++)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    Interlocked.Increment(ref path.Sent);
-                    var t = Stopwatch.GetTimestamp();
-                    string? wrong;
-                    try
-                    {
-                        wrong = await workload.Call(open.Client, prefix + seq.ToString(CultureInfo.InvariantCulture), cancellationToken);
-                    }
-                    catch (Exception e) when (!cancellationToken.IsCancellationRequested)
-                    {
-                        errors[i]++;
-                        path.Error($"{workload.Name}: {e.GetType().Name}: {e.Message} (after {Stopwatch.GetElapsedTime(t).TotalMilliseconds:F1} ms)");
-                        await Task.Delay(10, cancellationToken);
-                        continue;
-                    }
-
-                    var elapsed = Stopwatch.GetTimestamp() - t;
-                    if (wrong is not null)
-                    {
-                        errors[i]++;
-                        path.Error($"{workload.Name}: {wrong}");
-                        continue;
-                    }
-
-                    mine.Add(elapsed);
-                }
-            }, cancellationToken)));
-            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var r = await EchoLoad.RunAsync(
+                path.Open.Count,
+                (i, text, ct) => workload.Call(path.Open[i].Client, text, ct),
+                (i, seq) => prefixes[i] + seq.ToString(CultureInfo.InvariantCulture),
+                workload.Check,
+                duration,
+                what => path.Error($"{workload.Name}: {what}"),
+                () => Interlocked.Increment(ref path.Sent),
+                cancellationToken);
             var driverNs = CpuTime.Self() - driverBefore;
             var (balancerAfter, workersAfter) = await CpuAsync(path);
 
-            var all = samples.SelectMany(s => s).ToArray();
-            Array.Sort(all);
-            double Micros(double q) => all.Length == 0 ? double.NaN : all[Math.Min(all.Length - 1, (int)(all.Length * q))] * 1e6 / Stopwatch.Frequency;
-            var calls = all.Length + errors.Sum();
+            var calls = r.Calls + r.Errors;
             double PerCall(long? before, long? after) => before is { } b && after is { } a && calls > 0 ? (a - b) / 1000.0 / calls : double.NaN;
-            return new Figures(all.Length / seconds, Micros(0.5), Micros(0.99),
-                PerCall(balancerBefore, balancerAfter), PerCall(workersBefore, workersAfter), PerCall(0, driverNs), all.Length, errors.Sum());
+            return new Figures(r.Rate, r.P50, r.P99,
+                PerCall(balancerBefore, balancerAfter), PerCall(workersBefore, workersAfter), PerCall(0, driverNs), r.Calls, r.Errors);
         }
 
         /// <summary>The balancer's and the workers' CPU time so far (ns); null where unknown.</summary>
@@ -570,9 +411,9 @@ namespace Trellis.Bench.Balancer
             Workload[] workloads =
             [
                 new("echo", "echo of a short string (`{path}.{conn}.{seq}`, ~10 B, every reply compared): a handler that does nothing, so per-call costs (Python's, the balancer's, the caller's) are all there is",
-                    async (client, text, ct) => await client.EchoAsync(text, ct) is var reply && string.Equals(reply, text, StringComparison.Ordinal) ? null : $"wrong reply: sent '{text}', got '{reply}'"),
+                    (client, text, ct) => client.EchoAsync(text, ct), EchoLoad.SameText),
                 new($"sleep({sleepMs})", $"sleep({sleepMs}): a {sleepMs} ms handler that holds its worker but not a core: pure scaling (at most {(sleepMs == 0 ? "∞" : (1000.0 / sleepMs).ToString("0", CultureInfo.InvariantCulture))} calls/s per worker)",
-                    async (client, _, ct) => await client.SleepAsync(sleepMs, ct) is var reply && reply == $"slept {sleepMs}" ? null : $"wrong reply: '{reply}', not 'slept {sleepMs}'"),
+                    (client, _, ct) => client.SleepAsync(sleepMs, ct), (_, reply) => reply == $"slept {sleepMs}" ? null : $"wrong reply: '{reply}', not 'slept {sleepMs}'"),
             ];
 
             using var cancel = new CancellationTokenSource();
@@ -688,7 +529,7 @@ namespace Trellis.Bench.Balancer
                 foreach (var (n, child) in balancers)
                 {
                     var sent = paths.Where(p => p.Balancer == child).Sum(p => Interlocked.Read(ref p.Sent));
-                    var stats = await child.StopAsync(TimeSpan.FromSeconds(20));
+                    var stats = await child.StopForCountersAsync(TimeSpan.FromSeconds(20));
                     if (stats is null)
                     {
                         Console.WriteLine($"balancer-{n}: sent {sent:N0}; no counters (it did not stop cleanly)");
@@ -791,17 +632,9 @@ namespace Trellis.Bench.Balancer
             }
 
             return [.. results.Select(r => new Figures(
-                Median(r.Select(f => f.Rate)), Median(r.Select(f => f.P50)), Median(r.Select(f => f.P99)),
-                Median(r.Select(f => f.BalancerCpu)), Median(r.Select(f => f.WorkerCpu)), Median(r.Select(f => f.DriverCpu)),
+                EchoLoad.Median(r.Select(f => f.Rate)), EchoLoad.Median(r.Select(f => f.P50)), EchoLoad.Median(r.Select(f => f.P99)),
+                EchoLoad.Median(r.Select(f => f.BalancerCpu)), EchoLoad.Median(r.Select(f => f.WorkerCpu)), EchoLoad.Median(r.Select(f => f.DriverCpu)),
                 r.Sum(f => f.Calls), r.Sum(f => f.Errors)))];
-        }
-
-        private static double Median(IEnumerable<double> values)
-        {
-            var sorted = values.Where(v => !double.IsNaN(v)).Order().ToArray();
-            return sorted.Length == 0 ? double.NaN
-                : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
-                : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
         }
 
         private static string N(double value) => double.IsNaN(value) ? "n/a" : value.ToString("N0", CultureInfo.InvariantCulture);

@@ -2,115 +2,11 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Trellis.Rpc;
 using Trellis.Rpc.Registry;
-using Trellis.Thrift;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)] // timing figures on a 2-core machine: one scenario at a time
 
 namespace Trellis.Faults.Tests;
-
-/// <summary>An Echo backend whose delay and failures are set by the test, counting what reached it.</summary>
-internal sealed class Backend : Trellis.Rpc.Tests.Echo.Echo.IAsync
-{
-    public int Echoes;
-    public int Binaries;
-    public int Slows;
-    public int SlowsCancelled;
-    public volatile int DelayMs;
-    /// <summary>When set, every other call of echo/echoBinary fails after it ran, the way a balancer may retry (no answer).</summary>
-    public volatile bool FailHalf;
-    /// <summary>When set, every call fails after it ran (no answer).</summary>
-    public volatile bool FailAll;
-    private int _turn;
-    public readonly ConcurrentQueue<double> CancelledAfterMs = new();
-
-    private void MaybeFail()
-    {
-        if (FailAll || (FailHalf && (Interlocked.Increment(ref _turn) & 1) == 0))
-        {
-            // a call that ran and lost its answer: the balancer may retry it only when the method is idempotent
-            throw new TApplicationException(TApplicationExceptionType.InternalError, "shutting down: injected failure");
-        }
-    }
-
-    public async Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default)
-    {
-        Interlocked.Increment(ref Echoes);
-        if (DelayMs > 0)
-        {
-            await Task.Delay(DelayMs, cancellationToken);
-        }
-
-        MaybeFail();
-        return text ?? "";
-    }
-
-    public Task<byte[]> EchoBinaryAsync(byte[]? data, CancellationToken cancellationToken = default)
-    {
-        Interlocked.Increment(ref Binaries);
-        MaybeFail();
-        return Task.FromResult(data ?? []);
-    }
-
-    public async Task<string> SlowAsync(int milliseconds, string? text, CancellationToken cancellationToken = default)
-    {
-        Interlocked.Increment(ref Slows);
-        var clock = Stopwatch.StartNew();
-        try
-        {
-            await Task.Delay(milliseconds, cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            Interlocked.Increment(ref SlowsCancelled);
-            CancelledAfterMs.Enqueue(clock.Elapsed.TotalMilliseconds);
-            throw;
-        }
-
-        return text ?? "";
-    }
-
-    public Task<string> StuckAsync(CancellationToken cancellationToken = default) => Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => "", TaskScheduler.Default);
-    public Task<int> FailAsync(string? kind, CancellationToken cancellationToken = default) => Task.FromResult(0);
-    public Task FireAsync(string? text, CancellationToken cancellationToken = default) => Task.CompletedTask;
-}
-
-/// <summary>One in-process Trellis server with a <see cref="Backend"/>, restartable on its port.</summary>
-internal sealed class Node : IAsyncDisposable
-{
-    public Backend Backend { get; } = new();
-    public ThriftServer Server { get; private set; } = null!;
-    public ServiceInstance Instance { get; private set; } = null!;
-
-    public static async Task<Node> StartAsync(string id, int port = 0, int maxConcurrentCalls = 4096)
-    {
-        var node = new Node();
-        await node.StartServerAsync(id, port, maxConcurrentCalls);
-        return node;
-    }
-
-    public async Task StartServerAsync(string id, int port, int maxConcurrentCalls = 4096)
-    {
-        var options = new ThriftServerOptions { MaxConcurrentCalls = maxConcurrentCalls, DefaultService = "Echo" };
-        options.Endpoints.Add(RpcEndpoint.Tcp("127.0.0.1", port));
-        Server = new ThriftServer(options).AddService(new Trellis.Rpc.Tests.Echo.Echo.Dispatcher(Backend));
-        await Server.StartAsync();
-        Instance = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = id, Host = "127.0.0.1", Port = Server.Endpoints[0].Port, Framing = "header" };
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            await Server.DisposeAsync();
-        }
-        catch (ObjectDisposedException)
-        {
-            // stopped by the test already
-        }
-    }
-}
 
 /// <summary>Closed-loop callers that record every call's start, latency and outcome.</summary>
 internal sealed class MeasuredLoad

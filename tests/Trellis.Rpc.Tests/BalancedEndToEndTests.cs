@@ -8,56 +8,6 @@ namespace Trellis.Rpc.Tests;
 /// <summary>The balanced channel over three real servers under continuous load.</summary>
 public class BalancedEndToEndTests
 {
-    /// <summary>An echo service with a configurable delay, counting its calls.</summary>
-    private sealed class Backend : Echo.Echo.IAsync
-    {
-        public int Calls;
-        public int DelayMs;
-        public string Prefix = "";
-
-        public async Task<string> EchoAsync(string? text, CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref Calls);
-            if (DelayMs > 0)
-            {
-                await Task.Delay(DelayMs, cancellationToken);
-            }
-
-            return Prefix + text;
-        }
-
-        public Task<byte[]> EchoBinaryAsync(byte[]? data, CancellationToken cancellationToken = default) => Task.FromResult(data ?? []);
-        public Task<string> SlowAsync(int milliseconds, string? text, CancellationToken cancellationToken = default) => Task.FromResult(text ?? "");
-        public Task<string> StuckAsync(CancellationToken cancellationToken = default) => Task.FromResult("");
-        public Task<int> FailAsync(string? kind, CancellationToken cancellationToken = default) => Task.FromResult(0);
-        public Task FireAsync(string? text, CancellationToken cancellationToken = default) => Task.CompletedTask;
-    }
-
-    private sealed class Node : IAsyncDisposable
-    {
-        public Backend Backend { get; } = new();
-        public ThriftServer Server { get; private set; } = null!;
-        public ServiceInstance Instance { get; private set; } = null!;
-
-        public static async Task<Node> StartAsync(string id, int port = 0)
-        {
-            var node = new Node();
-            await node.StartServerAsync(id, port);
-            return node;
-        }
-
-        public async Task StartServerAsync(string id, int port)
-        {
-            var options = new ThriftServerOptions();
-            options.Endpoints.Add(RpcEndpoint.Tcp("127.0.0.1", port));
-            Server = new ThriftServer(options).AddService(new Echo.Echo.Dispatcher(Backend));
-            await Server.StartAsync();
-            Instance = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = id, Host = "127.0.0.1", Port = Server.Endpoints[0].Port };
-        }
-
-        public ValueTask DisposeAsync() => Server.DisposeAsync();
-    }
-
     private sealed class Load(Echo.Echo.Client client, int callers)
     {
         private readonly CancellationTokenSource _stop = new();
@@ -97,9 +47,9 @@ public class BalancedEndToEndTests
     [Fact]
     public async Task KillingOneOfThreeUnderLoad_FailsAtMostItsCallsInFlight_AndNothingAfterItsEjection()
     {
-        await using var a = await Node.StartAsync("a");
-        await using var b = await Node.StartAsync("b");
-        await using var c = await Node.StartAsync("c");
+        await using var a = await EchoNode.StartAsync("a");
+        await using var b = await EchoNode.StartAsync("b");
+        await using var c = await EchoNode.StartAsync("c");
         var resolver = new StaticResolver([a.Instance, b.Instance, c.Instance]);
         await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions
         {
@@ -130,7 +80,7 @@ public class BalancedEndToEndTests
     [Fact]
     public async Task ARollingRestartOfAllThree_UnderLoad_FailsNoCall()
     {
-        var nodes = new[] { await Node.StartAsync("a"), await Node.StartAsync("b"), await Node.StartAsync("c") };
+        var nodes = new[] { await EchoNode.StartAsync("a"), await EchoNode.StartAsync("b"), await EchoNode.StartAsync("c") };
         try
         {
             var resolver = new StaticResolver(nodes.Select(n => n.Instance));
@@ -173,20 +123,20 @@ public class BalancedEndToEndTests
     [InlineData("least_active")]
     public async Task AnInstance500msSlower_GetsUnder5PercentOfTraffic(string strategy)
     {
-        await using var a = await Node.StartAsync("a");
-        await using var b = await Node.StartAsync("b");
-        await using var slow = await Node.StartAsync("slow");
+        await using var a = await EchoNode.StartAsync("a");
+        await using var b = await EchoNode.StartAsync("b");
+        await using var slow = await EchoNode.StartAsync("slow");
         slow.Backend.DelayMs = 500;
         var resolver = new StaticResolver([a.Instance, b.Instance, slow.Instance]);
         await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { Strategy = BalancerStrategy.Parse(strategy) });
         var load = new Load(new Echo.Echo.Client(channel), callers: 8);
         load.Start();
         await Task.Delay(TimeSpan.FromSeconds(2)); // it learns
-        var (fast0, slow0) = (a.Backend.Calls + b.Backend.Calls, slow.Backend.Calls);
+        var (fast0, slow0) = (a.Backend.Echoes + b.Backend.Echoes, slow.Backend.Echoes);
         await Task.Delay(TimeSpan.FromSeconds(3));
         await load.StopAsync();
-        var fast = a.Backend.Calls + b.Backend.Calls - fast0;
-        var slowCalls = slow.Backend.Calls - slow0;
+        var fast = a.Backend.Echoes + b.Backend.Echoes - fast0;
+        var slowCalls = slow.Backend.Echoes - slow0;
         Assert.True(slowCalls < 0.05 * (fast + slowCalls), $"{strategy}: slow got {slowCalls} of {fast + slowCalls}");
         Assert.Equal(0, load.Failed);
     }
@@ -194,8 +144,8 @@ public class BalancedEndToEndTests
     [Fact]
     public async Task AHedgedIdempotentCall_IsAnsweredByTheFastInstance_AndTheSlowAttemptIsAbandoned()
     {
-        await using var fast = await Node.StartAsync("fast");
-        await using var slow = await Node.StartAsync("slow");
+        await using var fast = await EchoNode.StartAsync("fast");
+        await using var slow = await EchoNode.StartAsync("slow");
         fast.Backend.Prefix = "fast:";
         slow.Backend.Prefix = "slow:";
         slow.Backend.DelayMs = 1500;
@@ -215,7 +165,7 @@ public class BalancedEndToEndTests
             Assert.Equal($"fast:{i}", await client.EchoAsync(i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
 
-        Assert.InRange(slow.Backend.Calls, 4, 10); // first attempts did go to the slow one: the hedges answered
+        Assert.InRange(slow.Backend.Echoes, 4, 10); // first attempts did go to the slow one: the hedges answered
         var slowEndpoint = hedged.Endpoints.Single(e => e.Key == "slow");
         await Wait.UntilAsync(() => slowEndpoint.Active == 0, TimeSpan.FromSeconds(10), "the losing attempts to be abandoned");
         Assert.Equal(0, slowEndpoint.Health.ConsecutiveFailures); // a lost race is no verdict on the instance
@@ -230,7 +180,7 @@ public class BalancedEndToEndTests
     [Fact]
     public async Task ACallersTimeout_BoundsTheBalancedCall()
     {
-        await using var slow = await Node.StartAsync("slow");
+        await using var slow = await EchoNode.StartAsync("slow");
         slow.Backend.DelayMs = 5000;
         await using var channel = new BalancedChannel(new StaticResolver([slow.Instance]), new BalancedChannelOptions { DefaultTimeout = TimeSpan.FromSeconds(30) });
         var client = new Echo.Echo.Client(channel);
@@ -244,9 +194,9 @@ public class BalancedEndToEndTests
     [Fact]
     public async Task TheActiveHealthCheck_TakesADeadInstanceOut_WithoutAnyTraffic_AndBringsItBack()
     {
-        await using var a = await Node.StartAsync("a");
-        await using var b = await Node.StartAsync("b");
-        await using var c = await Node.StartAsync("c");
+        await using var a = await EchoNode.StartAsync("a");
+        await using var b = await EchoNode.StartAsync("b");
+        await using var c = await EchoNode.StartAsync("c");
         var resolver = new StaticResolver([a.Instance, b.Instance, c.Instance]);
         await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions
         {
@@ -268,7 +218,7 @@ public class BalancedEndToEndTests
             await client.EchoAsync("x");
         }
 
-        Assert.Equal(30, a.Backend.Calls + b.Backend.Calls);
+        Assert.Equal(30, a.Backend.Echoes + b.Backend.Echoes);
         Assert.Equal(0, victim.Health.ConsecutiveFailures); // never tried while down: no connection refused was needed
 
         await c.StartServerAsync("c", port);
@@ -278,25 +228,25 @@ public class BalancedEndToEndTests
             await client.EchoAsync("x");
         }
 
-        Assert.InRange(c.Backend.Calls, 5, 15); // its share of the rotation again
+        Assert.InRange(c.Backend.Echoes, 5, 15); // its share of the rotation again
         Assert.Throws<ArgumentException>(() => new BalancedChannel(resolver, new BalancedChannelOptions { HealthCheck = new HealthCheckPolicy { UnhealthyAfter = 0 } }));
     }
 
     [Fact]
     public async Task ConsistentHashing_SendsAKeyToOneInstance_AndSpreadsKeys()
     {
-        await using var a = await Node.StartAsync("a");
-        await using var b = await Node.StartAsync("b");
-        await using var c = await Node.StartAsync("c");
-        Node[] nodes = [a, b, c];
+        await using var a = await EchoNode.StartAsync("a");
+        await using var b = await EchoNode.StartAsync("b");
+        await using var c = await EchoNode.StartAsync("c");
+        EchoNode[] nodes = [a, b, c];
         await using var channel = new BalancedChannel(new StaticResolver([a.Instance, b.Instance, c.Instance]),
             new BalancedChannelOptions { Strategy = BalancerStrategy.Parse("consistent_hash") });
         var client = new Echo.Echo.Client(channel);
-        var owners = new Dictionary<string, Node>();
+        var owners = new Dictionary<string, EchoNode>();
         for (var k = 0; k < 30; k++)
         {
             var key = $"user-{k}";
-            var before = nodes.Select(n => n.Backend.Calls).ToArray();
+            var before = nodes.Select(n => n.Backend.Echoes).ToArray();
             using (BalancedChannel.WithHashKey(key))
             {
                 for (var i = 0; i < 5; i++)
@@ -305,9 +255,9 @@ public class BalancedEndToEndTests
                 }
             }
 
-            var hit = nodes.Where((n, i) => n.Backend.Calls > before[i]).ToArray();
+            var hit = nodes.Where((n, i) => n.Backend.Echoes > before[i]).ToArray();
             Assert.True(hit.Length == 1, $"{key} went to {hit.Length} instances");
-            Assert.Equal(5, hit[0].Backend.Calls - before[Array.IndexOf(nodes, hit[0])]);
+            Assert.Equal(5, hit[0].Backend.Echoes - before[Array.IndexOf(nodes, hit[0])]);
             owners[key] = hit[0];
         }
 
@@ -317,24 +267,24 @@ public class BalancedEndToEndTests
     [Fact]
     public async Task TheStrategy_CanBeSwitchedWhileCallsFlow()
     {
-        await using var a = await Node.StartAsync("a");
-        await using var b = await Node.StartAsync("b");
+        await using var a = await EchoNode.StartAsync("a");
+        await using var b = await EchoNode.StartAsync("b");
         var resolver = new StaticResolver([a.Instance with { Weight = 100 }, b.Instance with { Weight = 1 }]);
         await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { Strategy = new RandomStrategy() });
         var client = new Echo.Echo.Client(channel);
         for (var i = 0; i < 400; i++) await client.EchoAsync("x");
-        Assert.InRange(b.Backend.Calls, 120, 280); // random ignores weights: about half
+        Assert.InRange(b.Backend.Echoes, 120, 280); // random ignores weights: about half
 
         channel.SetStrategy(new WeightedRandomStrategy());
-        var before = b.Backend.Calls;
+        var before = b.Backend.Echoes;
         for (var i = 0; i < 400; i++) await client.EchoAsync("x");
-        Assert.InRange(b.Backend.Calls - before, 0, 20); // weight 1 of 101
+        Assert.InRange(b.Backend.Echoes - before, 0, 20); // weight 1 of 101
     }
 
     [Fact]
     public async Task ACallThatWasNeverSent_IsRetriedOnAnotherInstance_ButASentOneOnlyWhenIdempotent()
     {
-        await using var live = await Node.StartAsync("live");
+        await using var live = await EchoNode.StartAsync("live");
         var dead = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = "dead", Host = "127.0.0.1", Port = LoopbackPorts.Free() };
         var resolver = new StaticResolver([dead, live.Instance]);
         await using var channel = new BalancedChannel(resolver, new BalancedChannelOptions { Strategy = new RoundRobinOnly(), Outliers = new OutlierPolicy { ConsecutiveFailures = 1000 } });
@@ -344,7 +294,7 @@ public class BalancedEndToEndTests
             Assert.Equal("x", await client.EchoAsync("x")); // connection refused on "dead": retried on "live"
         }
 
-        Assert.Equal(20, live.Backend.Calls);
+        Assert.Equal(20, live.Backend.Echoes);
     }
 
     /// <summary>Round robin without weights, so half the first attempts go to the dead instance.</summary>
