@@ -37,7 +37,8 @@ internal sealed partial class FrontendConnection : ICallerConnection
         _socket = socket;
         Peer = peer;
         _tls = TlsFor(proxy, socket);
-        _reader = _tls is null ? new SocketReader(socket) : new SocketReader(_tls);
+        // most application connections are idle most of the time: they hold a receive buffer only while bytes are in it
+        _reader = _tls is null ? new SocketReader(socket, waitForData: true) : new SocketReader(_tls, waitForData: true);
         _send = _tls is null ? new SendQueue(socket, broken => _ = CloseAsync()) : new SendQueue(_tls, broken => _ = CloseAsync());
     }
 

@@ -53,7 +53,8 @@ internal sealed partial class ServerConnection : ICallerConnection
             _send = new SendQueue(socket, broken => _ = CloseAsync());
         }
 
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096));
+        // zero-byte reads: a connection waiting for its next call holds no buffer (idle callers cost ~2 KB, not 16+)
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4096, useZeroByteReads: true));
     }
 
     /// <summary>The caller as its certificate names it (TLS with a client certificate), or null.</summary>

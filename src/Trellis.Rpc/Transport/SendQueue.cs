@@ -15,8 +15,9 @@ internal sealed class SendQueue : IDisposable
     private readonly Stream? _stream;
     private readonly Action<Exception> _onBroken;
     private readonly object _lock = new();
-    private PooledBufferWriter _pending = new(8192);
-    private PooledBufferWriter? _spare = new(8192);
+    // buffers are rented on the first frame and given back whenever the queue runs empty: an idle connection holds none
+    private PooledBufferWriter _pending = new(8192, rentNow: false);
+    private PooledBufferWriter? _spare = new(8192, rentNow: false);
     private bool _sending;
     private bool _closed;
 
@@ -93,11 +94,17 @@ internal sealed class SendQueue : IDisposable
                     if (_closed || _pending.WrittenCount == 0)
                     {
                         _sending = false;
+                        if (!_closed)
+                        {
+                            _pending.Release();
+                            _spare?.Release();
+                        }
+
                         return;
                     }
 
                     batch = _pending;
-                    _pending = _spare ?? new PooledBufferWriter(8192);
+                    _pending = _spare ?? new PooledBufferWriter(8192, rentNow: false);
                     _spare = null;
                 }
 

@@ -10,25 +10,37 @@ namespace Trellis.Rpc;
 /// read loop owns it. Over a TLS connection it reads the decrypting stream instead of the socket: the plain path stays
 /// a direct socket receive (a null test, no virtual call, no wrapper).
 /// </summary>
+/// <remarks>
+/// With <c>waitForData</c> (the proxy's application side: thousands of connections, most of them idle) a read with
+/// nothing buffered first waits for data with a zero-byte receive, holding no buffer, and rents the buffer only
+/// once bytes are there; the buffer goes back to the pool whenever everything in it has been consumed. An idle
+/// connection then holds no buffer at all (16 KB less each), for one more non-blocking system call per read (the
+/// runtime's zero-byte receive peeks). Kestrel's <c>WaitForDataBeforeAllocatingBuffer</c> makes the same trade.
+/// </remarks>
 internal sealed class SocketReader : IDisposable
 {
     private readonly Socket? _socket;
     private readonly Stream? _stream;
-    private byte[] _buffer;
+    private readonly int _initialSize;
+    private readonly bool _waitForData;
+    private byte[] _buffer = [];
     private int _start;
     private int _end;
+    private bool _disposed;
 
-    public SocketReader(Socket socket, int initialSize = 16 * 1024)
+    public SocketReader(Socket socket, bool waitForData = false, int initialSize = 16 * 1024)
     {
         _socket = socket;
-        _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
+        _waitForData = waitForData;
+        _initialSize = initialSize;
     }
 
-    /// <summary>Reads <paramref name="stream"/> (a TLS connection's <see cref="System.Net.Security.SslStream"/>).</summary>
-    public SocketReader(Stream stream, int initialSize = 16 * 1024)
+    /// <summary>Reads <paramref name="stream"/> (a TLS connection's <see cref="System.Net.Security.SslStream"/>, which takes zero-byte reads too).</summary>
+    public SocketReader(Stream stream, bool waitForData = false, int initialSize = 16 * 1024)
     {
         _stream = stream;
-        _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
+        _waitForData = waitForData;
+        _initialSize = initialSize;
     }
 
     /// <summary>
@@ -41,6 +53,14 @@ internal sealed class SocketReader : IDisposable
         if (!more && _end > _start)
         {
             return (Buffered, false);
+        }
+
+        if (_waitForData && _start == _end)
+        {
+            ReturnBuffer(); // everything in it is consumed: an idle connection keeps none
+            _ = _stream is null
+                ? await _socket!.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false)
+                : await _stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
         }
 
         MakeRoom();
@@ -63,8 +83,26 @@ internal sealed class SocketReader : IDisposable
         }
     }
 
+    private void ReturnBuffer()
+    {
+        var buffer = _buffer;
+        _buffer = [];
+        _start = _end = 0;
+        if (buffer.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
     private void MakeRoom()
     {
+        if (_buffer.Length == 0)
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            _buffer = ArrayPool<byte>.Shared.Rent(_initialSize);
+            return;
+        }
+
         if (_end < _buffer.Length)
         {
             return;
@@ -90,6 +128,7 @@ internal sealed class SocketReader : IDisposable
 
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, true);
         var buffer = Interlocked.Exchange(ref _buffer, []);
         if (buffer.Length > 0)
         {

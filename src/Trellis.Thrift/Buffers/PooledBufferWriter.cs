@@ -13,13 +13,17 @@ public sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     /// <summary>A buffer grown past this is returned to the pool on <see cref="Clear"/>, so one big message does not pin memory forever.</summary>
     private const int RetainLimit = 1024 * 1024;
 
+    private readonly int _initialCapacity;
     private byte[] _buffer;
     private int _written;
 
-    public PooledBufferWriter(int initialCapacity = 512)
+    /// <param name="initialCapacity">The size rented at first, and again after <see cref="Release"/>.</param>
+    /// <param name="rentNow">False: rent on the first write (a writer that may never be written to holds nothing).</param>
+    public PooledBufferWriter(int initialCapacity = 512, bool rentNow = true)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(initialCapacity);
-        _buffer = ArrayPool<byte>.Shared.Rent(initialCapacity);
+        _initialCapacity = initialCapacity;
+        _buffer = rentNow ? ArrayPool<byte>.Shared.Rent(initialCapacity) : [];
     }
 
     public int WrittenCount => _written;
@@ -89,6 +93,12 @@ public sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         }
     }
 
+    /// <summary>
+    /// Drops what is written and gives the buffer back to the pool; the writer stays usable and rents again on the
+    /// next write. For writers kept by connections that are idle most of the time.
+    /// </summary>
+    public void Release() => Dispose();
+
     public void Dispose()
     {
         var buffer = _buffer;
@@ -118,7 +128,9 @@ public sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
             throw new InvalidOperationException($"a buffer of {needed} bytes was requested, more than an array can hold");
         }
 
-        var size = Math.Max(needed, Math.Min((long)_buffer.Length * 2, Array.MaxLength));
+        var size = _buffer.Length == 0
+            ? Math.Max(needed, _initialCapacity) // released (or never rented): start at the usual size again
+            : Math.Max(needed, Math.Min((long)_buffer.Length * 2, Array.MaxLength));
 
         var grown = ArrayPool<byte>.Shared.Rent((int)size);
         _buffer.AsSpan(0, _written).CopyTo(grown);
