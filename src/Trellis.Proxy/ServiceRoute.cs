@@ -202,10 +202,8 @@ internal sealed partial class ServiceRoute : IAsyncDisposable
             Volatile.Write(ref _config, config);
             // new limits start afresh; unchanged ones keep their state (a push must not reset a bucket, a gate or a breaker)
             Volatile.Write(ref _limits, _limits.Next(config));
-            Set.SetOutlierPolicy(config.Outliers ?? DefaultOutliers);
-            Set.SetStrategy(StrategyFor(_proxy.Options, Service, config.Strategy));
-            Set.SetSubsets([.. config.Routes.Subsets.Select(selector => (Func<ServiceInstance, bool>)selector.Matches)]);
-            Set.Update(config.Apply(_raw));
+            Set.Reconfigure(StrategyFor(_proxy.Options, Service, config.Strategy), config.Outliers ?? DefaultOutliers,
+                [.. config.Routes.Subsets.Select(selector => (Func<ServiceInstance, bool>)selector.Matches)], config.Apply(_raw));
         }
 
         LogConfigApplied(_proxy.Logger, Service, config.Offline.Count, config.Weights.Count, config.Methods.Count, config.Routes.Rules.Count);

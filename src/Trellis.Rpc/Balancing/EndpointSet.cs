@@ -114,39 +114,68 @@ public sealed class EndpointSet<TConnection> where TConnection : class
         List<TConnection> retired = [];
         lock (_lock)
         {
-            var keep = instances.Select(i => i.InstanceId).ToHashSet(StringComparer.Ordinal);
-            foreach (var key in _members.Keys.Where(k => !keep.Contains(k)).ToList())
-            {
-                retired.Add(_members[key].Connection);
-                _members.Remove(key);
-            }
-
-            foreach (var instance in instances)
-            {
-                if (_members.TryGetValue(instance.InstanceId, out var member))
-                {
-                    if (SameWire(member.Endpoint.Instance, instance))
-                    {
-                        // same address and encoding: keep the endpoint and its live state, take the new record (weight, draining…)
-                        member.Endpoint.Update(instance);
-                        continue;
-                    }
-
-                    retired.Add(member.Connection);
-                }
-
-                _members[instance.InstanceId] = (new BalancerEndpoint(instance, _warmUp), _connect(instance));
-            }
-
-            _endpoints = [.. _members.Values.Select(m => m.Endpoint).OrderBy(e => e.Key, StringComparer.Ordinal)];
-            _picker = _strategy.Build(_endpoints);
-            Publish();
+            UpdateLocked(instances, retired);
         }
 
         foreach (var connection in retired)
         {
             _retire(connection);
         }
+    }
+
+    /// <summary>
+    /// A config push in one step: strategy, ejection policy, route subsets and instance list (the config may have
+    /// changed weights or taken instances offline). The pickers are built and published once, not once per setting.
+    /// </summary>
+    public void Reconfigure(BalancerStrategy strategy, OutlierPolicy outliers, IReadOnlyList<Func<ServiceInstance, bool>> selectors, IReadOnlyList<ServiceInstance> instances)
+    {
+        ArgumentNullException.ThrowIfNull(strategy);
+        ArgumentNullException.ThrowIfNull(selectors);
+        ArgumentNullException.ThrowIfNull(instances);
+        SetOutlierPolicy(outliers);
+        List<TConnection> retired = [];
+        lock (_lock)
+        {
+            _strategy = strategy;
+            _selectors = selectors;
+            UpdateLocked(instances, retired);
+        }
+
+        foreach (var connection in retired)
+        {
+            _retire(connection);
+        }
+    }
+
+    private void UpdateLocked(IReadOnlyList<ServiceInstance> instances, List<TConnection> retired)
+    {
+        var keep = instances.Select(i => i.InstanceId).ToHashSet(StringComparer.Ordinal);
+        foreach (var key in _members.Keys.Where(k => !keep.Contains(k)).ToList())
+        {
+            retired.Add(_members[key].Connection);
+            _members.Remove(key);
+        }
+
+        foreach (var instance in instances)
+        {
+            if (_members.TryGetValue(instance.InstanceId, out var member))
+            {
+                if (SameWire(member.Endpoint.Instance, instance))
+                {
+                    // same address and encoding: keep the endpoint and its live state, take the new record (weight, draining…)
+                    member.Endpoint.Update(instance);
+                    continue;
+                }
+
+                retired.Add(member.Connection);
+            }
+
+            _members[instance.InstanceId] = (new BalancerEndpoint(instance, _warmUp), _connect(instance));
+        }
+
+        _endpoints = [.. _members.Values.Select(m => m.Endpoint).OrderBy(e => e.Key, StringComparer.Ordinal)];
+        _picker = _strategy.Build(_endpoints);
+        Publish();
     }
 
     private static bool SameWire(ServiceInstance a, ServiceInstance b) =>
