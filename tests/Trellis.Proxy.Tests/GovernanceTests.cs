@@ -135,8 +135,21 @@ public sealed class RateLimitTests(ITestOutputHelper output)
         var seconds = clock.Elapsed.TotalSeconds;
         var admitted = load.Ok;
         var expected = 100 + (200 * seconds);
-        output.WriteLine($"{seconds:F2} s: {admitted} admitted (expected {expected:F0}), {load.Failures.Count} refused; ratio {admitted / expected:F3}");
-        Assert.InRange(admitted / expected, 0.95, 1.05);
+        // a stall of the callers longer than the burst's half second (a starved 2-core machine) loses tokens to the
+        // cap: those are not the limiter's to give. Refusals come thousands a second while the load runs, so a gap
+        // between two of them is a stall of the load; what it cost is taken off the lower bound, never the upper.
+        var stalled = 0.0;
+        var previous = 0L;
+        foreach (var at in load.Failures.Select(f => f.AtMs).Append((long)(seconds * 1000)).Order())
+        {
+            stalled += Math.Max(0, at - previous - 500) / 1000.0;
+            previous = at;
+        }
+
+        var reachable = 100 + (200 * (seconds - stalled));
+        output.WriteLine($"{seconds:F2} s: {admitted} admitted (expected {expected:F0}; {reachable:F0} after {stalled:F2} s of stalled callers), {load.Failures.Count} refused; ratio {admitted / expected:F3}");
+        Assert.True(admitted <= expected * 1.05, $"admitted {admitted}, over the rate (expected {expected:F0})");
+        Assert.True(admitted >= reachable * 0.95, $"admitted {admitted}, under the rate (reachable {reachable:F0})");
         Assert.True(load.Failures.Count > admitted, "the load ran well over the limit");
         Assert.All(load.Failures, f => Assert.StartsWith("rate limited: Echo:echo: over 200 calls/s", f.Error.Message));
         Assert.Equal(admitted, rig.Proxy.Stats.Replies - before); // refused calls never reached the instance
