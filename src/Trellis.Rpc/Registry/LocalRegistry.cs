@@ -17,6 +17,18 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
     private readonly TimeSpan _lease;
     private readonly ILogger _logger;
 
+    // One file-system watcher for all of this registry's watches: on Linux each FileSystemWatcher is an inotify
+    // instance (and a thread), and a user may have only 128 of those, so a watcher per watched service stopped at ~120.
+    // It watches the whole root, is created with the first watch and disposed with the last one, and hands each event
+    // to the watches of the directory it concerns.
+    private readonly Lock _watchesLock = new();
+    private readonly Dictionary<string, List<Watch>> _watches = new(PathComparer);
+    private FileSystemWatcher? _watcher;
+
+    private static StringComparison PathComparison => OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+
+    private static StringComparer PathComparer => StringComparer.FromComparison(PathComparison);
+
     public LocalRegistry(string? root = null, TimeSpan? lease = null, ILogger? logger = null)
     {
         _root = root ?? DefaultRoot();
@@ -88,10 +100,154 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
 
     private async Task<IServiceWatch> WatchAtAsync(string directory)
     {
-        System.IO.Directory.CreateDirectory(directory);
-        var watch = new Watch(this, directory);
-        await watch.StartAsync().ConfigureAwait(false);
+        var watch = new Watch(this, Path.GetFullPath(directory));
+        Attach(watch);
+        try
+        {
+            // created after the watch is attached: the watcher's events for the new directories poke it, and the last
+            // of them comes once the watcher covers the directory (see Dispatch), so nothing written meanwhile is missed
+            System.IO.Directory.CreateDirectory(directory);
+            await watch.StartAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await watch.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         return watch;
+    }
+
+    /// <summary>Adds a watch to the dispatch table, starting the shared file-system watcher with the first one.</summary>
+    private void Attach(Watch watch)
+    {
+        lock (_watchesLock)
+        {
+            if (_watcher is null)
+            {
+                // the root may not exist yet (a consumer that starts before any provider): a watcher needs it
+                var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(_root));
+                System.IO.Directory.CreateDirectory(root);
+                var watcher = new FileSystemWatcher(root)
+                {
+                    // names only: records are replaced by a rename, so a name event is a content change; a lease
+                    // renewal only touches the file's time, and must not wake anyone (the periodic rescan finds a
+                    // lease that ran out). Directories, to hear of service directories created or removed.
+                    NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName,
+                    IncludeSubdirectories = true,
+                };
+                watcher.Created += (_, e) => Dispatch(e.FullPath);
+                watcher.Deleted += (_, e) => Dispatch(e.FullPath);
+                watcher.Renamed += (_, e) =>
+                {
+                    Dispatch(e.OldFullPath);
+                    Dispatch(e.FullPath);
+                };
+                watcher.Error += (_, e) => OnWatcherError(e.GetException());
+                try
+                {
+                    watcher.EnableRaisingEvents = true; // on Linux: fails when the user's inotify limits are used up
+                }
+                catch
+                {
+                    watcher.Dispose();
+                    throw;
+                }
+
+                _watcher = watcher;
+            }
+
+            if (!_watches.TryGetValue(watch.Directory, out var list))
+            {
+                _watches[watch.Directory] = list = [];
+            }
+
+            list.Add(watch);
+        }
+    }
+
+    /// <summary>Removes a watch from the dispatch table; the last one out disposes the file-system watcher.</summary>
+    private void Detach(Watch watch)
+    {
+        FileSystemWatcher? unused = null;
+        lock (_watchesLock)
+        {
+            if (!_watches.TryGetValue(watch.Directory, out var list) || !list.Remove(watch))
+            {
+                return;
+            }
+
+            if (list.Count == 0)
+            {
+                _watches.Remove(watch.Directory);
+            }
+
+            if (_watches.Count == 0)
+            {
+                unused = _watcher;
+                _watcher = null;
+            }
+        }
+
+        unused?.Dispose();
+    }
+
+    /// <summary>Hands a file-system event to the watches it concerns (on the watcher's thread: only pokes them).</summary>
+    private void Dispatch(string path)
+    {
+        var name = Path.GetFileName(path.AsSpan());
+        if (name.EndsWith(".tmp", StringComparison.Ordinal))
+        {
+            return; // a record being written: the rename that publishes it follows
+        }
+
+        lock (_watchesLock)
+        {
+            if (name.EndsWith(".json", StringComparison.Ordinal))
+            {
+                // a record created, replaced or removed: its directory's watches read that file again
+                if (Path.GetDirectoryName(path) is { } directory && _watches.TryGetValue(directory, out var list))
+                {
+                    foreach (var watch in list)
+                    {
+                        watch.Poke(name.ToString());
+                    }
+                }
+
+                return;
+            }
+
+            // a directory created, removed or renamed: the watches at or under it rescan everything. The watcher covers
+            // a new directory (and what is already under it) before it raises its Created event, so the rescan this
+            // causes also sees files written there before the watcher did.
+            foreach (var (directory, list) in _watches)
+            {
+                if (directory.Length >= path.Length && directory.StartsWith(path, PathComparison)
+                    && (directory.Length == path.Length || directory[path.Length] == Path.DirectorySeparatorChar))
+                {
+                    foreach (var watch in list)
+                    {
+                        watch.Poke(null);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Events were lost (an inotify queue overflow): every watch reads everything again.</summary>
+    private void OnWatcherError(Exception error)
+    {
+        LogWatcherError(_logger, error);
+        lock (_watchesLock)
+        {
+            foreach (var list in _watches.Values)
+            {
+                foreach (var watch in list)
+                {
+                    watch.Poke(null);
+                }
+            }
+        }
     }
 
     private string ConfigFile(string product, string service)
@@ -162,7 +318,7 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
         return Task.FromResult<Governance.IConfigWatch>(watch);
     }
 
-    /// <summary>Reads the config file every 200 ms (a local registry is one machine's; a poll is simple and sure).</summary>
+    /// <summary>Looks at the config file every 200 ms, reading it when its time or size changed (a local registry is one machine's; a poll is simple and sure).</summary>
     private sealed class ConfigFileWatch(LocalRegistry registry, string product, string service) : Governance.IConfigWatch
     {
         private readonly CancellationTokenSource _stopping = new();
@@ -173,8 +329,11 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
 
         public event Action<byte[]?>? Changed;
 
+        private (long Ticks, long Length) _seen;
+
         public void Start()
         {
+            _seen = Stamp(registry.ConfigFile(product, service)); // before the read: a change in between is seen again
             _current = registry.GetConfigAsync(product, service).Result?.Data;
             _loop = Task.Run(LoopAsync);
         }
@@ -182,10 +341,21 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
         private async Task LoopAsync()
         {
             using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
+            var file = registry.ConfigFile(product, service);
             try
             {
                 while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
                 {
+                    // a look at the file's time and size first: a proxy polls every service it routes five times a
+                    // second, and reading a file that is not there throws (thousands of exceptions a second at 1,000
+                    // services). A config is replaced by a rename, so a new version has a new time.
+                    var stamp = Stamp(file);
+                    if (stamp == _seen)
+                    {
+                        continue;
+                    }
+
+                    _seen = stamp;
                     var data = (await registry.GetConfigAsync(product, service).ConfigureAwait(false))?.Data;
                     if (Governance.StoredConfig.Differ(Volatile.Read(ref _current), data))
                     {
@@ -198,6 +368,13 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
             {
                 // disposed
             }
+        }
+
+        /// <summary>The file's time and size, or (0, -1) when there is none.</summary>
+        private static (long Ticks, long Length) Stamp(string file)
+        {
+            var info = new FileInfo(file);
+            return info.Exists ? (info.LastWriteTimeUtc.Ticks, info.Length) : (0, -1);
         }
 
         public async ValueTask DisposeAsync()
@@ -225,50 +402,17 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
     /// <summary>Stops renewing a registration without removing its file: what a crash leaves behind (for tests).</summary>
     internal static void Abandon(IRegistration registration) => ((Registration)registration).Abandon();
 
-    /// <summary>The live instances in a directory: valid records, touched within the lease, whose process exists.</summary>
-    private List<ServiceInstance> Scan(string directory)
-    {
-        var list = new List<ServiceInstance>();
-        if (!System.IO.Directory.Exists(directory))
-        {
-            return list;
-        }
-
-        foreach (var file in System.IO.Directory.EnumerateFiles(directory, "*.json").Order(StringComparer.Ordinal))
-        {
-            try
-            {
-                var info = new FileInfo(file);
-                if (DateTime.UtcNow - info.LastWriteTimeUtc > _lease)
-                {
-                    continue; // the lease ran out: its owner stopped renewing it
-                }
-
-                var instance = ServiceInstance.TryParse(File.ReadAllBytes(file));
-                if (instance is null)
-                {
-                    LogBadRecord(_logger, file);
-                    continue;
-                }
-
-                if (instance.Pid > 0 && !ProcessExists(instance.Pid))
-                {
-                    continue; // the owner is gone, lease or not
-                }
-
-                list.Add(instance);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // removed or replaced while reading: the next scan sees the new state
-            }
-        }
-
-        return list;
-    }
-
+    /// <summary>
+    /// Whether a process exists. On Linux a look at <c>/proc</c>: a rescan asks this for every instance, and
+    /// <see cref="Process.GetProcessById(int)"/> opens and parses the process's files each time.
+    /// </summary>
     private static bool ProcessExists(int pid)
     {
+        if (OperatingSystem.IsLinux())
+        {
+            return System.IO.Directory.Exists($"/proc/{pid}");
+        }
+
         try
         {
             using var process = Process.GetProcessById(pid);
@@ -366,14 +510,23 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
         public async ValueTask DisposeAsync() => await DeregisterAsync().ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// One watched directory. It keeps each file's parsed record, read again only when the file's name is in an event
+    /// (records are replaced by a rename) or its size changed; a rescan, on an event or every third of the lease, only
+    /// looks at each file's time (the lease) and whether its process exists.
+    /// </summary>
     private sealed class Watch(LocalRegistry registry, string directory) : IServiceWatch
     {
-        private readonly FileSystemWatcher _watcher = new(directory, "*.json") { NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite };
         private readonly SemaphoreSlim _signal = new(0);
         private readonly CancellationTokenSource _stopping = new();
+        private readonly Dictionary<string, Record> _records = new(PathComparer); // by file name; only the loop uses it
+        private readonly Lock _staleLock = new();
+        private HashSet<string> _stale = new(PathComparer); // file names to read again, from events
+        private bool _allStale;
         private IReadOnlyList<ServiceInstance> _instances = [];
-        private string _fingerprint = "";
         private Task? _loop;
+
+        public string Directory => directory;
 
         public IReadOnlyList<ServiceInstance> Instances => Volatile.Read(ref _instances);
 
@@ -381,15 +534,34 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
 
         public Task StartAsync()
         {
-            FileSystemEventHandler poke = (_, _) => _signal.Release();
-            _watcher.Created += poke;
-            _watcher.Changed += poke;
-            _watcher.Deleted += poke;
-            _watcher.Renamed += (_, _) => _signal.Release();
-            _watcher.EnableRaisingEvents = true;
             Refresh();
             _loop = Task.Run(LoopAsync);
             return Task.CompletedTask;
+        }
+
+        /// <summary>From the registry's watcher: a file (or, null, everything) changed; rescan soon.</summary>
+        public void Poke(string? file)
+        {
+            lock (_staleLock)
+            {
+                if (file is null)
+                {
+                    _allStale = true;
+                }
+                else
+                {
+                    _stale.Add(file);
+                }
+            }
+
+            try
+            {
+                _signal.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // an event that raced the watch's disposal
+            }
         }
 
         private async Task LoopAsync()
@@ -400,11 +572,13 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
             {
                 try
                 {
-                    await _signal.WaitAsync(rescan, _stopping.Token).ConfigureAwait(false);
-                    await Task.Delay(20, _stopping.Token).ConfigureAwait(false); // coalesce a burst
-                    while (_signal.CurrentCount > 0)
+                    if (await _signal.WaitAsync(rescan, _stopping.Token).ConfigureAwait(false))
                     {
-                        await _signal.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                        await Task.Delay(20, _stopping.Token).ConfigureAwait(false); // coalesce a burst
+                        while (_signal.CurrentCount > 0)
+                        {
+                            await _signal.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                        }
                     }
                 }
                 catch (OperationCanceledException)
@@ -418,22 +592,137 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
 
         private void Refresh()
         {
-            var instances = registry.Scan(directory);
-            var fingerprint = string.Join("\n", instances.Select(i => System.Text.Encoding.UTF8.GetString(i.ToJson())));
-            if (fingerprint == _fingerprint)
+            // take the names to read again before reading: an event from here on marks its file again for the next round
+            HashSet<string> stale;
+            bool allStale;
+            lock (_staleLock)
             {
-                return;
+                stale = _stale;
+                allStale = _allStale;
+                if (stale.Count > 0)
+                {
+                    _stale = new(PathComparer);
+                }
+
+                _allStale = false;
             }
 
-            _fingerprint = fingerprint;
+            var instances = Scan(stale, allStale);
+            var current = Volatile.Read(ref _instances);
+            if (instances.Count == current.Count && instances.Zip(current).All(pair => ReferenceEquals(pair.First, pair.Second)))
+            {
+                return; // the same record objects: nothing changed (a record read again but equal keeps its old object)
+            }
+
             Volatile.Write(ref _instances, instances);
             Changed?.Invoke(instances);
         }
 
+        /// <summary>The live instances: valid records, touched within the lease, whose process exists; by file name.</summary>
+        private List<ServiceInstance> Scan(HashSet<string> stale, bool allStale)
+        {
+            var list = new List<ServiceInstance>();
+            var seen = new HashSet<string>(PathComparer);
+            var lastPid = 0;
+            var lastPidExists = false;
+            var now = DateTime.UtcNow;
+            FileInfo[] files;
+            try
+            {
+                files = new DirectoryInfo(directory).GetFiles("*.json");
+            }
+            catch (DirectoryNotFoundException)
+            {
+                files = []; // removed (with every instance in it); an event when it comes back
+            }
+
+            Array.Sort(files, (x, y) => string.CompareOrdinal(x.Name, y.Name));
+            foreach (var info in files)
+            {
+                var name = info.Name;
+                seen.Add(name);
+                try
+                {
+                    var length = info.Length;
+                    if (now - info.LastWriteTimeUtc > registry._lease)
+                    {
+                        if (allStale || stale.Contains(name))
+                        {
+                            _records.Remove(name); // replaced meanwhile: read it again should its lease be renewed
+                        }
+
+                        continue; // the lease ran out: its owner stopped renewing it
+                    }
+
+                    _records.TryGetValue(name, out var record);
+                    if (record is null || allStale || stale.Contains(name) || record.Length != length)
+                    {
+                        record = Read(info, length, record);
+                        _records[name] = record;
+                    }
+
+                    if (record.Instance is not { } instance)
+                    {
+                        continue;
+                    }
+
+                    if (instance.Pid > 0)
+                    {
+                        if (instance.Pid != lastPid)
+                        {
+                            lastPid = instance.Pid;
+                            lastPidExists = ProcessExists(instance.Pid);
+                        }
+
+                        if (!lastPidExists)
+                        {
+                            continue; // the owner is gone, lease or not
+                        }
+                    }
+
+                    list.Add(instance);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // removed or replaced while reading: the event that did it brings another scan, which reads it again
+                    _records.Remove(name);
+                }
+            }
+
+            if (seen.Count < _records.Count)
+            {
+                foreach (var gone in _records.Keys.Where(name => !seen.Contains(name)).ToList())
+                {
+                    _records.Remove(gone);
+                }
+            }
+
+            return list;
+        }
+
+        /// <summary>Reads and parses a file; a record equal to the one it had keeps that object, so nothing is seen to change.</summary>
+        private Record Read(FileInfo info, long length, Record? previous)
+        {
+            var instance = ServiceInstance.TryParse(File.ReadAllBytes(info.FullName));
+            if (instance is null)
+            {
+                if (previous is not { Instance: null } || previous.Length != length)
+                {
+                    LogBadRecord(registry._logger, info.FullName); // once per version of the file, not every rescan
+                }
+
+                return new Record(null, length);
+            }
+
+            return previous?.Instance is { } old && old.ToJson().AsSpan().SequenceEqual(instance.ToJson())
+                ? new Record(old, length)
+                : new Record(instance, length);
+        }
+
         public async ValueTask DisposeAsync()
         {
+            registry.Detach(this);
             await _stopping.CancelAsync().ConfigureAwait(false);
-            _watcher.Dispose();
             if (_loop is not null)
             {
                 await _loop.ConfigureAwait(false);
@@ -442,6 +731,9 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
             _signal.Dispose();
             _stopping.Dispose();
         }
+
+        /// <summary>A file's parsed record (null: not a valid one) and the size it had when read.</summary>
+        private sealed record Record(ServiceInstance? Instance, long Length);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "registered {File}")]
@@ -449,4 +741,7 @@ public sealed partial class LocalRegistry : IServiceRegistry, Governance.IConfig
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "skipping {File}: not a valid instance record")]
     private static partial void LogBadRecord(ILogger logger, string file);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the local registry's file watcher lost events; every watch rescans")]
+    private static partial void LogWatcherError(ILogger logger, Exception error);
 }
