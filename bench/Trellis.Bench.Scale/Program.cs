@@ -623,6 +623,7 @@ namespace Trellis.Bench.Scale
         private static readonly List<string> Failures = [];
         private static int _probeIds;
         private static int[] _ports = [];
+        private static string? _hold; // --hold FILE: with everything routed, wait until FILE exists (to inspect the proxy)
 
         private static void Add(string part, string figure, string measured, string goal = "", bool? met = null) =>
             Rows.Add(new Row(part, figure, measured, goal, met switch { true => "met", false => "NOT met", null => "" }));
@@ -662,6 +663,7 @@ namespace Trellis.Bench.Scale
             var churnSeconds = Cli.Double(args, "--churn-seconds", quick ? 3 : 30);
             var churnRate = Cli.Int(args, "--churn-rate", 100, 1, 10_000);
             var idleSeconds = Cli.Double(args, "--idle-seconds", quick ? 1 : 5);
+            _hold = Cli.Value(args, "--hold");
             var registries = (Cli.Value(args, "--registry") ?? "zk,local").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var limit = FileLimit.Raise();
             Say($"{services} services x {perService} instances, {connections} idle connections, churn {churnRate}/s for {churnSeconds} s; " +
@@ -826,6 +828,16 @@ namespace Trellis.Bench.Scale
             Add(part, $"heap per instance (Δ over {added:N0})", $"{(heap1 - heap0) / (double)added:N0} B");
             Add(part, "proxy threads: 1 service -> all routed", $"{threads0} -> {threads1}", "no thread per service", threads1 - threads0 < 20);
             Say($"{part}: the proxy's threads by name: {ProcStatus.ThreadNames(proxy.Pid)}");
+            if (_hold is not null)
+            {
+                Say($"{part}: holding with everything routed: the proxy is PID {proxy.Pid}; create {_hold} to go on");
+                while (!File.Exists(_hold))
+                {
+                    await Task.Delay(200);
+                }
+
+                File.Delete(_hold);
+            }
 
             if (!complete)
             {

@@ -14,15 +14,8 @@ public sealed class ServiceStats
 
     private const int Ring = Seconds + 2; // the current second, and one being read while the clock turns
 
-    private readonly Bucket[] _ring = new Bucket[Ring];
-
-    public ServiceStats()
-    {
-        for (var i = 0; i < Ring; i++)
-        {
-            _ring[i] = new Bucket();
-        }
-    }
+    // a slot's bucket is made on its first second: a routed service that is rarely called keeps a few buckets, not 62
+    private readonly Bucket?[] _ring = new Bucket?[Ring];
 
     /// <summary>The current wall-clock second (Unix time).</summary>
     public static long Now => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerSecond;
@@ -32,7 +25,8 @@ public sealed class ServiceStats
 
     internal void Record(long second, long micros, bool error)
     {
-        var bucket = _ring[second % Ring];
+        var slot = (int)(second % Ring);
+        var bucket = Volatile.Read(ref _ring[slot]) ?? Made(slot);
         if (Volatile.Read(ref bucket.Second) != second)
         {
             lock (bucket)
@@ -65,6 +59,12 @@ public sealed class ServiceStats
         Interlocked.Increment(ref bucket.Histogram![LatencyHistogram.Index(micros)]); // set before Second was (under the lock)
     }
 
+    private Bucket Made(int slot)
+    {
+        var made = new Bucket();
+        return Interlocked.CompareExchange(ref _ring[slot], made, null) ?? made;
+    }
+
     /// <summary>The last <see cref="Seconds"/> complete seconds (oldest first; seconds without calls are zeros).</summary>
     public StatsWindow Window() => Window(Now);
 
@@ -74,10 +74,10 @@ public sealed class ServiceStats
         for (var i = 0; i < Seconds; i++)
         {
             var second = now - Seconds + i; // complete seconds only: the current one is still filling
-            var bucket = _ring[second % Ring];
+            var bucket = Volatile.Read(ref _ring[second % Ring]);
             long[]? histogram = null;
             long calls = 0, errors = 0;
-            if (Volatile.Read(ref bucket.Second) == second)
+            if (bucket is not null && Volatile.Read(ref bucket.Second) == second)
             {
                 calls = Interlocked.Read(ref bucket.Calls);
                 errors = Interlocked.Read(ref bucket.Errors);

@@ -54,13 +54,30 @@ public sealed record ServiceInstance
         try
         {
             var instance = JsonSerializer.Deserialize(json, RegistryJson.Default.ServiceInstance);
-            return instance is not null && instance.Validate() is null ? instance : null;
+            return instance is not null && instance.Validate() is null ? instance.Deduplicated() : null;
         }
         catch (JsonException)
         {
             return null;
         }
     }
+
+    /// <summary>
+    /// The record with its repeated strings shared: a proxy holds every instance of every service it routes, and each
+    /// parse gives each record its own copies of the same few texts (product, host, protocol, framing, version) and its
+    /// own tag dictionary, though most instances of a deployment carry the same tags: about 450 bytes per instance.
+    /// </summary>
+    private ServiceInstance Deduplicated() => this with
+    {
+        Product = StringPool.Share(Product),
+        Service = StringPool.Share(Service),
+        Host = Host is null ? null : StringPool.Share(Host),
+        Zone = StringPool.Share(Zone),
+        Protocol = Protocol switch { "binary" => "binary", "compact" => "compact", _ => Protocol }, // validated: one of these
+        Framing = Framing switch { "framed" => "framed", "unframed" => "unframed", "header" => "header", _ => Framing },
+        Version = StringPool.Share(Version),
+        Tags = StringPool.Share(Tags),
+    };
 
     /// <summary>What is wrong with this record, or null.</summary>
     public string? Validate()
@@ -86,6 +103,74 @@ public sealed record ServiceInstance
         }
 
         return Weight < 0 ? "weight must not be negative" : null;
+    }
+}
+
+/// <summary>
+/// Shares equal strings of parsed records. Bounded: once it holds <see cref="Capacity"/> texts, new ones are kept as
+/// they are (a registry with endless distinct tag values cannot grow it without limit). Short texts only.
+/// </summary>
+internal static class StringPool
+{
+    internal const int Capacity = 16_384;
+    private const int MaxLength = 128;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Pool = new(StringComparer.Ordinal);
+
+    public static string Share(string text)
+    {
+        if (text.Length == 0)
+        {
+            return "";
+        }
+
+        if (text.Length > MaxLength)
+        {
+            return text;
+        }
+
+        if (Pool.TryGetValue(text, out var shared))
+        {
+            return shared;
+        }
+
+        return Pool.Count < Capacity ? Pool.GetOrAdd(text, text) : text;
+    }
+
+    private static readonly IReadOnlyDictionary<string, string> NoTags = new Dictionary<string, string>().AsReadOnly();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> TagSets = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Equal tag sets as one read-only dictionary (tags are never changed once parsed), its texts shared. Bounded as the
+    /// texts are; a set with a text over 128 characters is kept as parsed.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Share(IReadOnlyDictionary<string, string> tags)
+    {
+        if (tags.Count == 0)
+        {
+            return NoTags;
+        }
+
+        var sorted = tags.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        var key = new System.Text.StringBuilder();
+        foreach (var (name, value) in sorted)
+        {
+            if (name.Length > MaxLength || value.Length > MaxLength)
+            {
+                return tags;
+            }
+
+            // length-prefixed: no two different sets give the same key, whatever characters they hold
+            key.Append(name.Length).Append(':').Append(name).Append(value.Length).Append(':').Append(value);
+        }
+
+        var text = key.ToString();
+        if (TagSets.TryGetValue(text, out var shared))
+        {
+            return shared;
+        }
+
+        var copy = sorted.ToDictionary(kv => Share(kv.Key), kv => Share(kv.Value), StringComparer.Ordinal).AsReadOnly();
+        return TagSets.Count < Capacity ? TagSets.GetOrAdd(text, copy) : copy;
     }
 }
 
