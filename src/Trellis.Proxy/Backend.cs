@@ -37,7 +37,11 @@ internal sealed class BackendConnection : IAsyncDisposable
         _limits = limits with { MaxFrameSize = (int)Math.Min(int.MaxValue, (long)limits.MaxFrameSize + THeaderInfo.MaxHeaderSectionSize + 64) };
         Encoding = EncodingOf(instance);
         Action<Exception> lost = e => Break(new TTransportException(TTransportErrorKind.EndOfFile, $"connection to {Instance.InstanceId} lost: {e.Message}", e));
-        (_reader, _send) = tls is null ? (new SocketReader(socket), new SendQueue(socket, lost)) : (new SocketReader(tls), new SendQueue(tls, lost));
+        // with no reply due, the connection waits for data holding no buffer (a proxy routing 1,000 services keeps 1,000+
+        // mostly idle connections); with calls outstanding it reads straight into its buffer. Count read without the
+        // lock: a stale answer only picks the other way of waiting for this one read.
+        Func<bool> idle = () => _pending.Count == 0;
+        (_reader, _send) = tls is null ? (new SocketReader(socket, idle), new SendQueue(socket, lost)) : (new SocketReader(tls, idle), new SendQueue(tls, lost));
         _readLoop = Task.Run(ReadLoopAsync);
     }
 

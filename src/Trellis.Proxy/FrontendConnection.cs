@@ -38,7 +38,7 @@ internal sealed partial class FrontendConnection : ICallerConnection
         Peer = peer;
         _tls = TlsFor(proxy, socket);
         // most application connections are idle most of the time: they hold a receive buffer only while bytes are in it
-        _reader = _tls is null ? new SocketReader(socket, waitForData: true) : new SocketReader(_tls, waitForData: true);
+        _reader = _tls is null ? new SocketReader(socket, SocketReader.Always) : new SocketReader(_tls, SocketReader.Always);
         _send = _tls is null ? new SendQueue(socket, broken => _ = CloseAsync()) : new SendQueue(_tls, broken => _ = CloseAsync());
     }
 

@@ -12,23 +12,30 @@ namespace Trellis.Rpc;
 /// </summary>
 /// <remarks>
 /// With <c>waitForData</c> (the proxy's application side: thousands of connections, most of them idle) a read with
-/// nothing buffered first waits for data with a zero-byte receive, holding no buffer, and rents the buffer only
-/// once bytes are there; the buffer goes back to the pool whenever everything in it has been consumed. An idle
-/// connection then holds no buffer at all (16 KB less each), for one more non-blocking system call per read (the
-/// runtime's zero-byte receive peeks). Kestrel's <c>WaitForDataBeforeAllocatingBuffer</c> makes the same trade.
+/// nothing buffered first waits for data with a one-byte <c>MSG_PEEK</c> receive, holding no buffer, and rents the
+/// buffer only once bytes are there; the buffer goes back to the pool whenever everything in it has been consumed.
+/// An idle connection then holds no buffer at all (16 KB less each), for one more non-blocking system call per read.
+/// The predicate is asked before each read: a connection to an instance waits that way only while no reply is
+/// due, so a busy one reads straight into its buffer. Kestrel's <c>WaitForDataBeforeAllocatingBuffer</c> makes the same trade.
 /// </remarks>
 internal sealed class SocketReader : IDisposable
 {
+    /// <summary>Where every reader's peek lands: what it holds is never looked at, so one byte serves them all.</summary>
+    private static readonly Memory<byte> PeekByte = new byte[1];
+
     private readonly Socket? _socket;
     private readonly Stream? _stream;
     private readonly int _initialSize;
-    private readonly bool _waitForData;
+    private readonly Func<bool>? _waitForData;
     private byte[] _buffer = [];
     private int _start;
     private int _end;
     private bool _disposed;
 
-    public SocketReader(Socket socket, bool waitForData = false, int initialSize = 16 * 1024)
+    /// <param name="socket">The connection.</param>
+    /// <param name="waitForData">Asked before a read with nothing buffered: true to wait for data without a buffer (null: never).</param>
+    /// <param name="initialSize">The buffer rented first; it grows for bigger frames.</param>
+    public SocketReader(Socket socket, Func<bool>? waitForData = null, int initialSize = 16 * 1024)
     {
         _socket = socket;
         _waitForData = waitForData;
@@ -36,7 +43,7 @@ internal sealed class SocketReader : IDisposable
     }
 
     /// <summary>Reads <paramref name="stream"/> (a TLS connection's <see cref="System.Net.Security.SslStream"/>, which takes zero-byte reads too).</summary>
-    public SocketReader(Stream stream, bool waitForData = false, int initialSize = 16 * 1024)
+    public SocketReader(Stream stream, Func<bool>? waitForData = null, int initialSize = 16 * 1024)
     {
         _stream = stream;
         _waitForData = waitForData;
@@ -55,11 +62,13 @@ internal sealed class SocketReader : IDisposable
             return (Buffered, false);
         }
 
-        if (_waitForData && _start == _end)
+        if (_start == _end && _waitForData is not null && _waitForData())
         {
             ReturnBuffer(); // everything in it is consumed: an idle connection keeps none
+            // a one-byte peek, not a zero-byte receive: the runtime may complete a zero-byte receive at once, with no
+            // data, when it believes the socket readable, and the buffer would then be held for the whole wait
             _ = _stream is null
-                ? await _socket!.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false)
+                ? await _socket!.ReceiveAsync(PeekByte, SocketFlags.Peek).ConfigureAwait(false)
                 : await _stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
         }
 
@@ -70,6 +79,12 @@ internal sealed class SocketReader : IDisposable
         _end += received;
         return (Buffered, received == 0);
     }
+
+    /// <summary>Waits for data without a buffer before every read with nothing buffered.</summary>
+    public static readonly Func<bool> Always = static () => true;
+
+    /// <summary>Whether a receive buffer is rented now (an idle reader with <c>waitForData</c> holds none).</summary>
+    internal bool HoldsBuffer => _buffer.Length > 0;
 
     private ReadOnlySequence<byte> Buffered => new(_buffer, _start, _end - _start);
 
