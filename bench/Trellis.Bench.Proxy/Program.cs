@@ -263,7 +263,7 @@ namespace Trellis.Bench.Proxy
                     .. Cli.Value(args, "--backend-framing") is { } framing ? new[] { "--backend-framing", framing } : [],
                     .. Cli.Value(args, "--backend-connections") is { } conns ? new[] { "--backend-connections", conns } : []];
                 var proxyEnvironment = new Dictionary<string, string>();
-                if (Cli.Value(args, "--proxy-env") is { } assignment)
+                foreach (var assignment in Cli.Values(args, "--proxy-env"))
                 {
                     var eq = assignment.IndexOf('=', StringComparison.Ordinal);
                     if (eq <= 0)
