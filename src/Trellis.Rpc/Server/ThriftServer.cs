@@ -124,13 +124,21 @@ public sealed partial class ThriftServer : IAsyncDisposable
     /// <summary>Takes a slot for a call; false when the server is at its limit.</summary>
     internal bool TryEnterCall()
     {
-        if (Interlocked.Increment(ref _inFlight) > _options.MaxConcurrentCalls)
+        // compare-and-swap, not increment-then-undo: a refused call must never show in CallsInFlight, not even for
+        // the moment before its undo (a sample could read one more call than the limit lets run)
+        var current = Volatile.Read(ref _inFlight);
+        while (current < _options.MaxConcurrentCalls)
         {
-            ExitCall();
-            return false;
+            var seen = Interlocked.CompareExchange(ref _inFlight, current + 1, current);
+            if (seen == current)
+            {
+                return true;
+            }
+
+            current = seen;
         }
 
-        return true;
+        return false;
     }
 
     internal void ExitCall()
