@@ -8,13 +8,19 @@ using Trellis.Bench;
 using Trellis.Bench.Suite;
 using Trellis.Rpc;
 
-// Every side-by-side comparison of bench/ in one run: the Trellis echo server vs Apache Thrift's C++ server, Unix
+// Every side-by-side comparison of bench/ in one run: the Trellis echo server vs Apache Thrift's C++ server and the
+// bare Kestrel ceiling (this program re-launched with --role kestrel-echo), Unix
 // socket vs TCP, direct vs the Trellis proxy vs HAProxy (Trellis.Bench.Proxy run as a step), and Trellis binary/compact
 // serialization vs Google.Protobuf (Trellis.Bench.Serialization --timed run as a step). Writes a results file
 // (Markdown and JSON) and PNG charts to bench/results/. See bench/README.md.
 try
 {
-    return await Suite.RunAsync(args);
+    return Cli.Value(args, "--role") switch
+    {
+        null => await Suite.RunAsync(args),
+        "kestrel-echo" => await KestrelEcho.RunAsync(args), // a child of the suite: the bare Kestrel ceiling
+        var other => Cli.Fail($"unknown role '{other}' (kestrel-echo, or none for the suite)"),
+    };
 }
 catch (ArgumentException e)
 {
@@ -84,7 +90,7 @@ namespace Trellis.Bench.Suite
             var serializationSizes = "";
             try
             {
-                // 1. Trellis server vs the C++ server (TCP), and the Trellis server on a Unix socket vs TCP
+                // 1. Trellis server vs the C++ server and the bare Kestrel ceiling (TCP), and the Trellis server on a Unix socket vs TCP
                 await EchoServersAsync(root, options, machine, points, failures, ct);
 
                 // 2. direct vs the Trellis proxy vs HAProxy: the proxy benchmark as a step
@@ -160,7 +166,7 @@ namespace Trellis.Bench.Suite
             return 0;
         }
 
-        /// <summary>The Trellis echo server (the proxy benchmark's server role, on TCP and a Unix socket) and the Apache Thrift C++ TNonblockingServer, under the same load.</summary>
+        /// <summary>The Trellis echo server (the proxy benchmark's server role, on TCP and a Unix socket), the Apache Thrift C++ TNonblockingServer and the bare Kestrel echo handler, under the same load.</summary>
         private static async Task EchoServersAsync(string root, Options options, MachineInfo machine, List<EchoPoint> points, List<string> failures, CancellationToken ct)
         {
             var cppDir = Path.Combine(root, "bench", "cpp-echo");
@@ -183,18 +189,24 @@ namespace Trellis.Bench.Suite
                 var (file, prefix) = Sibling(root, "Trellis.Bench.Proxy");
                 var trellis = Child.Start("trellis server", file, [.. prefix, "--role", "server", "--port", "0", "--unix", socketPath]);
                 children.Add(trellis);
+                var kestrel = Child.StartSelf("kestrel ceiling", ["--role", "kestrel-echo", "--port", "0"]);
+                children.Add(kestrel);
                 var cppPort = await cpp.ListeningAsync(startup, ct);
                 var trellisPort = await trellis.ListeningAsync(startup, ct);
+                var kestrelPort = await kestrel.ListeningAsync(startup, ct);
                 await WaitAcceptingAsync(cpp, new IPEndPoint(IPAddress.Loopback, cppPort), startup, ct);
                 await WaitAcceptingAsync(trellis, new IPEndPoint(IPAddress.Loopback, trellisPort), startup, ct);
                 await WaitAcceptingAsync(trellis, new UnixDomainSocketEndPoint(socketPath), startup, ct);
-                Console.WriteLine($"Echo servers: trellis server pid {trellis.Pid} :{trellisPort} and {socketPath}; {machine.ThriftCpp} pid {cpp.Pid} :{cppPort}");
+                await WaitAcceptingAsync(kestrel, new IPEndPoint(IPAddress.Loopback, kestrelPort), startup, ct);
+                Console.WriteLine($"Echo servers: trellis server pid {trellis.Pid} :{trellisPort} and {socketPath}; {machine.ThriftCpp} pid {cpp.Pid} :{cppPort}; " +
+                    $"bare Kestrel echo handler pid {kestrel.Pid} :{kestrelPort}");
 
                 EchoPath[] paths =
                 [
                     new("trellis tcp", "server", RpcEndpoint.Tcp("127.0.0.1", trellisPort), 1, trellis),
                     new("c++ tcp", "server", RpcEndpoint.Tcp("127.0.0.1", cppPort), 2, cpp),
                     new("trellis unix", "transport", RpcEndpoint.Unix(socketPath), 3, trellis),
+                    new("kestrel ceiling", "server", RpcEndpoint.Tcp("127.0.0.1", kestrelPort), 4, kestrel), // last: the other systems keep their chart colours
                 ];
                 foreach (var connections in options.Connections)
                 {
@@ -204,8 +216,10 @@ namespace Trellis.Bench.Suite
                 // the servers' own counts must match what was sent (warm-up and failed calls included)
                 var cppStats = await cpp.StopAsync(TimeSpan.FromSeconds(15));
                 var trellisStats = await trellis.StopAsync(TimeSpan.FromSeconds(15));
+                var kestrelStats = await kestrel.StopAsync(TimeSpan.FromSeconds(15));
                 CheckCount("c++ server", cppStats, paths[1].Sent, failures);
                 CheckCount("trellis server", trellisStats, paths[0].Sent + paths[2].Sent, failures);
+                CheckCount("kestrel ceiling", kestrelStats, paths[3].Sent, failures);
                 foreach (var path in paths.Where(p => p.Errors > 0))
                 {
                     failures.Add($"{path.Name}: {path.Errors:N0} failed or wrong calls; first: {string.Join(" | ", path.FirstErrors)}");

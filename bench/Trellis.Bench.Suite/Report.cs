@@ -22,6 +22,7 @@ namespace Trellis.Bench.Suite
         private static readonly (string Name, string A, string B, string[] Metrics, string Meaning)[] EchoRatios =
         [
             ("Trellis ÷ C++", "trellis tcp", "c++ tcp", ["calls/s", "p99"], "Trellis echo server vs Apache Thrift C++ TNonblockingServer, TCP (goal: calls/s ≥ 1.0 at 16 and 64 conns, p99 ≤ 1.0)"),
+            ("Trellis ÷ Kestrel ceiling", "trellis tcp", "kestrel ceiling", ["calls/s", "p99"], "Trellis echo server vs a bare Kestrel connection handler that answers the echo by patching the request's bytes (no decoder), TCP: the .NET ceiling (goal: calls/s ≥ 0.9)"),
             ("UDS ÷ TCP", "trellis unix", "trellis tcp", ["calls/s", "p99"], "the Trellis server on a Unix socket vs TCP"),
             ("proxy ÷ direct", "trellis proxy", "direct", ["calls/s", "p50"], "one Trellis proxy hop's share of direct (goal: no worse than HAProxy's; ≥ 0.75 calls/s at 64 conns)"),
             ("HAProxy ÷ direct", "haproxy tcp", "direct", ["calls/s", "p50"], "one HAProxy (TCP mode) hop's share of direct: the reference"),
@@ -160,7 +161,7 @@ namespace Trellis.Bench.Suite
             s.AppendLine();
             s.AppendLine("## Echo: medians and spreads");
             s.AppendLine();
-            s.AppendLine("`server`: the suite's load on the Trellis server and the C++ server (plain `echo`, not multiplexed); `transport`: the same Trellis server on a Unix socket; " +
+            s.AppendLine("`server`: the suite's load on the Trellis server, the C++ server and the bare Kestrel ceiling (plain `echo`, not multiplexed); `transport`: the same Trellis server on a Unix socket; " +
                 "`proxy`: Trellis.Bench.Proxy run as a step (name `Bench:echo`; `direct` is its own Trellis server). CPU µs/call: the server's (server, transport) or the hop's (proxy) CPU time per call.");
             s.AppendLine();
             foreach (var line in EchoTable())
