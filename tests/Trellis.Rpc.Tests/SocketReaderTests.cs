@@ -77,4 +77,43 @@ public sealed class SocketReaderTests
         client.Shutdown(SocketShutdown.Send);
         Assert.True((await pending).Completed);
     }
+
+    [Fact]
+    public async Task ThePeekingNetworkStream_AZeroByteReadWaitsForData_AlsoAfterEarlierReads()
+    {
+        var (client, server) = await PairAsync();
+        using var clientSide = client;
+        using var stream = new PeekingNetworkStream(server); // the server's pipe reader waits with zero-byte reads on it
+        var buffer = new byte[16];
+        for (var i = 0; i < 4; i++)
+        {
+            // a read that finds its data already there, then one that pends and completes by the socket engine's event:
+            // after the first kind the runtime completes a plain zero-byte receive at once, with nothing to read
+            Task<int> read;
+            if (i % 2 == 0)
+            {
+                await client.SendAsync(new byte[] { 1, 2, 3 });
+                read = stream.ReadAsync(buffer).AsTask(); // at once: before the socket engine has seen the arrival
+            }
+            else
+            {
+                read = stream.ReadAsync(buffer).AsTask();
+                await Task.Delay(20);
+                await client.SendAsync(new byte[] { 1, 2, 3 });
+            }
+
+            Assert.Equal(3, await read);
+
+            var wait = stream.ReadAsync(Memory<byte>.Empty).AsTask();
+            await Task.Delay(50);
+            Assert.False(wait.IsCompleted, "the zero-byte read ended with nothing sent");
+            await client.SendAsync(new byte[] { 4 });
+            Assert.Equal(0, await wait);
+            Assert.Equal(1, await stream.ReadAsync(buffer)); // the byte that ended the wait was not consumed by it
+        }
+
+        client.Shutdown(SocketShutdown.Send);
+        Assert.Equal(0, await stream.ReadAsync(Memory<byte>.Empty));
+        Assert.Equal(0, await stream.ReadAsync(buffer)); // the end
+    }
 }

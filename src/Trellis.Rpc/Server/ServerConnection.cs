@@ -38,7 +38,7 @@ internal sealed partial class ServerConnection : ICallerConnection
         _server = server;
         _socket = socket;
         _peer = peer;
-        var network = new NetworkStream(socket, ownsSocket: true);
+        var network = new PeekingNetworkStream(socket);
         if (server.Tls is not null && socket.AddressFamily != AddressFamily.Unix)
         {
             // TLS on TCP listeners: reads and replies go through the encrypting stream once the handshake is done

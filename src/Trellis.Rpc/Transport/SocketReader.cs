@@ -68,7 +68,7 @@ internal sealed class SocketReader : IDisposable
             // a one-byte peek, not a zero-byte receive: the runtime may complete a zero-byte receive at once, with no
             // data, when it believes the socket readable, and the buffer would then be held for the whole wait
             _ = _stream is null
-                ? await _socket!.ReceiveAsync(PeekByte, SocketFlags.Peek).ConfigureAwait(false)
+                ? await WaitForDataAsync(_socket!).ConfigureAwait(false)
                 : await _stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
         }
 
@@ -79,6 +79,13 @@ internal sealed class SocketReader : IDisposable
         _end += received;
         return (Buffered, received == 0);
     }
+
+    /// <summary>
+    /// Completes when the socket has data to read (or has reached its end), consuming nothing and holding no buffer:
+    /// a one-byte <c>MSG_PEEK</c> receive.
+    /// </summary>
+    internal static ValueTask<int> WaitForDataAsync(Socket socket, CancellationToken cancellationToken = default) =>
+        socket.ReceiveAsync(PeekByte, SocketFlags.Peek, cancellationToken);
 
     /// <summary>Waits for data without a buffer before every read with nothing buffered.</summary>
     public static readonly Func<bool> Always = static () => true;
