@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 
 // Shared by the multi-process bench harnesses (Trellis.Bench.Proxy, Trellis.Bench.Suite, Trellis.Bench.Balancer): a
 // child process that announces its port on stdout. A harness whose role speaks more on stdout (the balancer's
@@ -30,6 +32,42 @@ namespace Trellis.Bench
         public int Pid => _process.Id;
 
         public bool HasExited => _process.HasExited;
+
+        /// <summary>
+        /// Waits until <paramref name="endpoint"/> (TCP or a Unix socket) takes a connection, failing if this child
+        /// exits meanwhile; each probe is closed at once (a one-connection-at-a-time server such as TSimpleServer moves on).
+        /// </summary>
+        public async Task WaitAcceptingAsync(EndPoint endpoint, TimeSpan timeout, CancellationToken ct)
+        {
+            var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+            while (true)
+            {
+                if (HasExited)
+                {
+                    throw new InvalidOperationException($"{Name} exited before it accepted connections on {endpoint} (see its output above)");
+                }
+
+                try
+                {
+                    using var socket = endpoint is UnixDomainSocketEndPoint
+                        ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+                        : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                    using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    attempt.CancelAfter(TimeSpan.FromSeconds(1));
+                    await socket.ConnectAsync(endpoint, attempt.Token);
+                    return;
+                }
+                catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+                {
+                    if (Stopwatch.GetTimestamp() > deadline)
+                    {
+                        throw new TimeoutException($"{Name} does not accept connections on {endpoint} after {timeout.TotalSeconds:F0} s");
+                    }
+
+                    await Task.Delay(50, ct);
+                }
+            }
+        }
 
         /// <summary>The CPU time the process has used (user and system, all threads), or null once it is gone.</summary>
         public TimeSpan? Cpu

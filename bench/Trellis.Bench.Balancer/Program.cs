@@ -455,7 +455,7 @@ namespace Trellis.Bench.Balancer
                     balancers[n] = child;
                 }
 
-                await WaitAcceptingAsync(direct, directSocket, startup, ct);
+                await direct.WaitAcceptingAsync(new UnixDomainSocketEndPoint(directSocket), startup, ct);
                 var pidsOf = new Dictionary<int, string>();
                 foreach (var (n, child) in balancers)
                 {
@@ -672,33 +672,5 @@ namespace Trellis.Bench.Balancer
             }
         }
 
-        /// <summary>Waits until the worker's socket takes a connection (failing if it exits meanwhile); the probe closes at once, so TSimpleServer moves on.</summary>
-        private static async Task WaitAcceptingAsync(Child child, string path, TimeSpan timeout, CancellationToken ct)
-        {
-            var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-            while (true)
-            {
-                if (child.HasExited)
-                {
-                    throw new InvalidOperationException($"{child.Name} exited before it accepted connections on {path} (see its output above)");
-                }
-
-                try
-                {
-                    using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
-                    return;
-                }
-                catch (SocketException)
-                {
-                    if (Stopwatch.GetTimestamp() > deadline)
-                    {
-                        throw new TimeoutException($"{child.Name} does not accept connections on {path} after {timeout.TotalSeconds:F0} s");
-                    }
-
-                    await Task.Delay(50, ct);
-                }
-            }
-        }
     }
 }

@@ -252,9 +252,9 @@ namespace Trellis.Bench.Proxy
                 var ha = Child.Start("haproxy", haproxy, ["-f", config, "-db"]);
                 children.Add(ha);
 
-                await WaitAcceptingAsync(server, backendPort, startup, ct);
-                await WaitAcceptingAsync(proxy, proxyPort, startup, ct);
-                await WaitAcceptingAsync(ha, haproxyPort, startup, ct);
+                await server.WaitAcceptingAsync(new IPEndPoint(IPAddress.Loopback, backendPort), startup, ct);
+                await proxy.WaitAcceptingAsync(new IPEndPoint(IPAddress.Loopback, proxyPort), startup, ct);
+                await ha.WaitAcceptingAsync(new IPEndPoint(IPAddress.Loopback, haproxyPort), startup, ct);
 
                 BenchPath[] paths =
                 [
@@ -484,35 +484,5 @@ namespace Trellis.Bench.Proxy
             return ((IPEndPoint)listener.LocalEndPoint!).Port;
         }
 
-        /// <summary>Waits until 127.0.0.1:<paramref name="port"/> takes a connection (failing if the child exits meanwhile).</summary>
-        private static async Task WaitAcceptingAsync(Child child, int port, TimeSpan timeout, CancellationToken ct)
-        {
-            var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-            while (true)
-            {
-                if (child.HasExited)
-                {
-                    throw new InvalidOperationException($"{child.Name} exited before it accepted connections on 127.0.0.1:{port} (see its output above)");
-                }
-
-                try
-                {
-                    using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                    using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                    attempt.CancelAfter(TimeSpan.FromSeconds(1));
-                    await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), attempt.Token);
-                    return;
-                }
-                catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !ct.IsCancellationRequested))
-                {
-                    if (Stopwatch.GetTimestamp() > deadline)
-                    {
-                        throw new TimeoutException($"{child.Name} does not accept connections on 127.0.0.1:{port} after {timeout.TotalSeconds:F0} s");
-                    }
-
-                    await Task.Delay(50, ct);
-                }
-            }
-        }
     }
 }

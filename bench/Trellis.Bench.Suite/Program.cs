@@ -194,10 +194,10 @@ namespace Trellis.Bench.Suite
                 var cppPort = await cpp.ListeningAsync(startup, ct);
                 var trellisPort = await trellis.ListeningAsync(startup, ct);
                 var kestrelPort = await kestrel.ListeningAsync(startup, ct);
-                await WaitAcceptingAsync(cpp, new IPEndPoint(IPAddress.Loopback, cppPort), startup, ct);
-                await WaitAcceptingAsync(trellis, new IPEndPoint(IPAddress.Loopback, trellisPort), startup, ct);
-                await WaitAcceptingAsync(trellis, new UnixDomainSocketEndPoint(socketPath), startup, ct);
-                await WaitAcceptingAsync(kestrel, new IPEndPoint(IPAddress.Loopback, kestrelPort), startup, ct);
+                await cpp.WaitAcceptingAsync(new IPEndPoint(IPAddress.Loopback, cppPort), startup, ct);
+                await trellis.WaitAcceptingAsync(new IPEndPoint(IPAddress.Loopback, trellisPort), startup, ct);
+                await trellis.WaitAcceptingAsync(new UnixDomainSocketEndPoint(socketPath), startup, ct);
+                await kestrel.WaitAcceptingAsync(new IPEndPoint(IPAddress.Loopback, kestrelPort), startup, ct);
                 Console.WriteLine($"Echo servers: trellis server pid {trellis.Pid} :{trellisPort} and {socketPath}; {machine.ThriftCpp} pid {cpp.Pid} :{cppPort}; " +
                     $"bare Kestrel echo handler pid {kestrel.Pid} :{kestrelPort}");
 
@@ -488,38 +488,6 @@ namespace Trellis.Bench.Suite
             lock (gate)
             {
                 return (process.ExitCode, output.ToString());
-            }
-        }
-
-        private static async Task WaitAcceptingAsync(Child child, EndPoint endpoint, TimeSpan timeout, CancellationToken ct)
-        {
-            var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-            while (true)
-            {
-                if (child.HasExited)
-                {
-                    throw new InvalidOperationException($"{child.Name} exited before it accepted connections on {endpoint} (see its output above)");
-                }
-
-                try
-                {
-                    using var socket = endpoint is UnixDomainSocketEndPoint
-                        ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-                        : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                    using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                    attempt.CancelAfter(TimeSpan.FromSeconds(1));
-                    await socket.ConnectAsync(endpoint, attempt.Token);
-                    return;
-                }
-                catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !ct.IsCancellationRequested))
-                {
-                    if (Stopwatch.GetTimestamp() > deadline)
-                    {
-                        throw new TimeoutException($"{child.Name} does not accept connections on {endpoint} after {timeout.TotalSeconds:F0} s");
-                    }
-
-                    await Task.Delay(50, ct);
-                }
             }
         }
 
