@@ -40,14 +40,7 @@ public sealed class LoadFaultTests(ITestOutputHelper output)
             var rollFrom = load.NowMs;
             foreach (var node in nodes)
             {
-                var port = node.Instance.Port;
-                resolver.Set(nodes.Select(n => n == node ? n.Instance with { Draining = true } : n.Instance));
-                await Task.Delay(200);
-                resolver.Set(nodes.Where(n => n != node).Select(n => n.Instance));
-                await node.Server.StopAsync(TimeSpan.FromSeconds(5));
-                await node.Server.DisposeAsync();
-                await node.StartServerAsync(node.Instance.InstanceId, port);
-                resolver.Set(nodes.Select(n => n.Instance));
+                await node.RestartGracefullyAsync(resolver, nodes);
                 await Task.Delay(800);
             }
 

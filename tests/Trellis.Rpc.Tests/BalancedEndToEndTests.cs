@@ -91,16 +91,7 @@ public class BalancedEndToEndTests
 
             for (var i = 0; i < nodes.Length; i++)
             {
-                var node = nodes[i];
-                var port = node.Instance.Port;
-                // the graceful sequence, as the registry would show it: draining, then gone, then drained and closed
-                resolver.Set(nodes.Select(n => n == node ? n.Instance with { Draining = true } : n.Instance));
-                await Task.Delay(200);
-                resolver.Set(nodes.Where(n => n != node).Select(n => n.Instance));
-                await node.Server.StopAsync(TimeSpan.FromSeconds(5));
-                await node.Server.DisposeAsync();
-                await node.StartServerAsync(node.Instance.InstanceId, port);
-                resolver.Set(nodes.Select(n => n.Instance));
+                await nodes[i].RestartGracefullyAsync(resolver, nodes);
                 var ok = Volatile.Read(ref load.Ok);
                 await Wait.UntilAsync(() => Volatile.Read(ref load.Ok) > ok + 500);
             }

@@ -112,6 +112,22 @@ internal sealed class EchoNode : IAsyncDisposable
         Instance = new ServiceInstance { Product = "p", Service = "Echo", InstanceId = id, Host = "127.0.0.1", Port = Server.Endpoints[0].Port, Framing = _framing };
     }
 
+    /// <summary>
+    /// Restarts this node gracefully, as the registry would show it to the callers of <paramref name="nodes"/> through
+    /// <paramref name="resolver"/>: draining, then gone, then drained and stopped, started again on its port, back.
+    /// </summary>
+    public async Task RestartGracefullyAsync(Trellis.Rpc.Balancing.StaticResolver resolver, IReadOnlyList<EchoNode> nodes)
+    {
+        var port = Instance.Port;
+        resolver.Set(nodes.Select(n => n == this ? n.Instance with { Draining = true } : n.Instance));
+        await Task.Delay(200);
+        resolver.Set(nodes.Where(n => n != this).Select(n => n.Instance));
+        await Server.StopAsync(TimeSpan.FromSeconds(5));
+        await Server.DisposeAsync();
+        await StartServerAsync(Instance.InstanceId, port);
+        resolver.Set(nodes.Select(n => n.Instance));
+    }
+
     public async ValueTask DisposeAsync()
     {
         try
