@@ -71,27 +71,12 @@ public sealed class AdminPageTests
             Assert.Contains(rig.Proxy.Registry.GetType().Name.Length > 0 ? "127.0.0.1:" : "", await a.Locator("td.address").TextContentAsync());
 
             // load for a few seconds: the statistics (complete seconds only) and the charts follow
-            using var stop = new CancellationTokenSource();
-            var load = Task.Run(async () =>
+            await using (new Traffic(rig))
             {
-                var client = rig.Client();
-                while (!stop.IsCancellationRequested)
-                {
-                    await client.EchoAsync("load");
-                }
-            });
-            try
-            {
-                var clock = Stopwatch.StartNew();
-                while (await CallsPerSecondAsync(page) <= 0 && clock.Elapsed < TimeSpan.FromSeconds(15))
-                {
-                    await Task.Delay(200);
-                }
-
-                Assert.True(await CallsPerSecondAsync(page) > 0, "calls/s stayed 0 under load");
+                await UntilCallsPerSecondAsync(page, "calls/s stayed 0 under load");
                 await UntilAsync(async () => (await page.Locator("#p99").TextContentAsync() ?? "").EndsWith('s'), "a p99 latency");
                 Assert.NotEqual("0", await page.Locator("#chart-calls").GetAttributeAsync("data-points"));
-                clock.Restart();
+                var clock = Stopwatch.StartNew();
                 while (int.Parse(await page.Locator("#chart-latency").GetAttributeAsync("data-points") ?? "0", CultureInfo.InvariantCulture) < 6 && clock.Elapsed < TimeSpan.FromSeconds(15))
                 {
                     await Task.Delay(200); // a few seconds of latencies (p50 and p99 of each)
@@ -101,11 +86,6 @@ public sealed class AdminPageTests
                 var green = await page.EvaluateAsync<int>(LinePixels, new object[] { "chart-latency", 0x05, 0x96, 0x69 });
                 Assert.True(blue > 20, $"the calls chart has {blue} pixels of its line");
                 Assert.True(green > 20, $"the latency chart has {green} pixels of its p50 line");
-            }
-            finally
-            {
-                await stop.CancelAsync();
-                await load;
             }
 
             var file = Browser.Screenshot("admin-proxy");
@@ -220,29 +200,9 @@ public sealed class AdminPageTests
             Assert.Equal("200", await b.Locator("td.weight").TextContentAsync());
             Assert.Contains("registry", await page.Locator("#source").TextContentAsync());
 
-            using var stop = new CancellationTokenSource();
-            var load = Task.Run(async () =>
+            await using (new Traffic(rig))
             {
-                var client = rig.Client();
-                while (!stop.IsCancellationRequested)
-                {
-                    await client.EchoAsync("load");
-                }
-            });
-            try
-            {
-                var clock = Stopwatch.StartNew();
-                while (await CallsPerSecondAsync(page) <= 0 && clock.Elapsed < TimeSpan.FromSeconds(15))
-                {
-                    await Task.Delay(200);
-                }
-
-                Assert.True(await CallsPerSecondAsync(page) > 0, "calls/s from the proxy stayed 0 under load");
-            }
-            finally
-            {
-                await stop.CancelAsync();
-                await load;
+                await UntilCallsPerSecondAsync(page, "calls/s from the proxy stayed 0 under load");
             }
 
             // an action from this page reaches the proxy through the registry
@@ -283,6 +243,44 @@ public sealed class AdminPageTests
             var note = page.Locator("#stats-note");
             await note.WaitForAsync();
             Assert.Contains("no statistics: no proxy given", await note.TextContentAsync());
+        }
+    }
+
+    /// <summary>Waits up to 15 s for the page to show calls per second above 0.</summary>
+    private static async Task UntilCallsPerSecondAsync(IPage page, string failure)
+    {
+        var clock = Stopwatch.StartNew();
+        while (await CallsPerSecondAsync(page) <= 0 && clock.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            await Task.Delay(200);
+        }
+
+        Assert.True(await CallsPerSecondAsync(page) > 0, failure);
+    }
+
+    /// <summary>Echo calls through the rig's proxy, one after another, until disposed: the page's statistics need traffic.</summary>
+    private sealed class Traffic : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _load;
+
+        public Traffic(AdminRig rig)
+        {
+            _load = Task.Run(async () =>
+            {
+                var client = rig.Client();
+                while (!_stop.IsCancellationRequested)
+                {
+                    await client.EchoAsync("load");
+                }
+            });
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _load;
+            _stop.Dispose();
         }
     }
 
