@@ -100,7 +100,7 @@ internal sealed class BackendConnection : IAsyncDisposable
         try
         {
             // the server's certificate must name this route's service: trellis://{product}/{service}
-            var stream = await TlsHandshake.ConnectAsync(new NetworkStream(socket, ownsSocket: false), credentials, endpoint, peerName, options.ConnectTimeout, what,
+            var stream = await TlsHandshake.ConnectAsync(new PeekingNetworkStream(socket, ownsSocket: false), credentials, endpoint, peerName, options.ConnectTimeout, what,
                 cancellationToken).ConfigureAwait(false);
             return new BackendConnection(socket, instance, options.Limits, stream);
         }

@@ -11,7 +11,7 @@ internal sealed partial class FrontendConnection
     /// <summary>The encrypting stream of a TLS listener's connection; null for plaintext (Unix sockets always).</summary>
     private static SslStream? TlsFor(ProxyServer proxy, Socket socket) =>
         proxy.ListenTls is not null && socket.AddressFamily != AddressFamily.Unix
-            ? new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false)
+            ? new SslStream(new PeekingNetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false)
             : null;
 
     /// <summary>

@@ -66,7 +66,8 @@ internal sealed class SocketReader : IDisposable
         {
             ReturnBuffer(); // everything in it is consumed: an idle connection keeps none
             // a one-byte peek, not a zero-byte receive: the runtime may complete a zero-byte receive at once, with no
-            // data, when it believes the socket readable, and the buffer would then be held for the whole wait
+            // data, when it believes the socket readable, and the buffer would then be held for the whole wait. Under
+            // TLS the stream's zero-byte read comes down to the same peek (the SslStream wraps a PeekingNetworkStream)
             _ = _stream is null
                 ? await WaitForDataAsync(_socket!).ConfigureAwait(false)
                 : await _stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
